@@ -1,0 +1,23 @@
+"""linearnets: linear neural networks — linear and softmax regression — trained by minibatch
+SGD, with exact and Newton solvers, and a lab that measures the claims of the course notes.
+
+Public API (re-exports only)::
+
+    from linearnets import LinearRegression, SoftmaxRegression, load, DivergenceError
+    from linearnets import data, losses
+"""
+
+__version__ = "0.1.0"
+
+from . import data, losses
+from .errors import (ChecksumError, ConfigError, DataError, DivergenceError, DownloadError,
+                     FormatError, IllConditionedWarning, LinearnetsError, ModelFileError)
+from .estimators import LinearRegression, SoftmaxRegression
+from .persistence import load
+
+__all__ = [
+    "LinearRegression", "SoftmaxRegression", "load", "data", "losses",
+    "LinearnetsError", "DataError", "FormatError", "ChecksumError", "DownloadError",
+    "ModelFileError", "DivergenceError", "ConfigError", "IllConditionedWarning",
+    "__version__",
+]

@@ -1,0 +1,80 @@
+"""Synthetic data: the book's linear-regression problem and learnable classification sets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dataset import Dataset
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def synthetic_regression(w=(2.0, -3.4), b: float = 4.2, n: int = 1000, noise: float = 0.01,
+                         seed: int = 0, dtype=np.float32) -> Dataset:
+    r"""The book's data: ``X ~ N(0, I)`` (n, d), ``y = X w + b + ε``, ``ε ~ N(0, noise²)``.
+
+    Defaults are *Dive into Deep Learning*'s: w = [2, -3.4], b = 4.2, σ = 0.01, n = 1000.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, w.shape[0]))
+    y = X @ w + b + noise * rng.standard_normal(n)
+    return Dataset(X.astype(dtype), y.astype(dtype), name="synthetic-regression", task="regression",
+                   feature_names=tuple(f"x{i}" for i in range(w.shape[0])), target_name="y")
+
+
+def _smooth_prototypes(k: int, side: int, rng) -> np.ndarray:
+    """k smooth 'images' (k, side*side) in [0, 1]: sums of Gaussian bumps, one shape per class."""
+    yy, xx = np.mgrid[0:side, 0:side] / (side - 1)
+    protos = np.zeros((k, side, side))
+    for c in range(k):
+        for _ in range(4):
+            cy, cx = rng.uniform(0.2, 0.8, size=2)
+            sy, sx = rng.uniform(0.08, 0.3, size=2)
+            protos[c] += rng.uniform(0.5, 1.0) * np.exp(-((yy - cy) ** 2 / (2 * sy ** 2) + (xx - cx) ** 2 / (2 * sx ** 2)))
+        protos[c] /= protos[c].max()
+    return protos.reshape(k, side * side)
+
+
+def synthetic_classification(n: int = 1000, d: int = 20, k: int = 3, *, kind: str = "gaussian",
+                             noise: float = 1.0, seed: int = 0, dtype=np.float32) -> Dataset:
+    """A learnable classification set.
+
+    kind="gaussian": class means on a sphere of radius 2 in R^d, isotropic noise ``noise``.
+    kind="images":   pixel-like images (d must be a square, values in [0, 1] in steps of 1/255):
+                     each class a smooth prototype, each sample ``clip(s·P_y + 0.4·P_other + noise·ε)``
+                     — linearly separable only in part, like Fashion-MNIST.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    if kind == "gaussian":
+        means = rng.standard_normal((k, d))
+        means *= 2.0 / np.linalg.norm(means, axis=1, keepdims=True)
+        X = means[y] + noise * rng.standard_normal((n, d))
+        return Dataset(X.astype(dtype), y.astype(np.int64), name="synthetic-classification",
+                       task="classification", class_names=tuple(str(c) for c in range(k)))
+    if kind != "images":
+        raise ValueError(f"unknown kind {kind!r}; use 'gaussian' or 'images'")
+    side = int(round(d ** 0.5))
+    if side * side != d:
+        raise ValueError(f"kind='images' needs a square number of features, got d={d}")
+    P = _smooth_prototypes(k, side, rng).astype(np.float32)            # (k, d)
+    other = (y + rng.integers(1, k, size=n)) % k
+    scale = rng.uniform(0.5, 1.1, size=(n, 1)).astype(np.float32)
+    X = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, 8192):                                        # bounded temporaries
+        sl = slice(s, s + 8192)
+        eps = rng.standard_normal((X[sl].shape[0], d), dtype=np.float32)
+        X[sl] = np.clip(scale[sl] * P[y[sl]] + 0.4 * P[other[sl]] + 0.25 * noise * eps, 0.0, 1.0)
+    X = np.round(X * 255.0) / 255.0
+    names = FASHION_CLASSES if k == 10 else tuple(str(c) for c in range(k))
+    return Dataset(X.astype(dtype), y.astype(np.int64), name="synthetic-images", task="classification",
+                   class_names=names, image_shape=(side, side))
+
+
+def fashion_mnist_like(n: int = 60000, seed: int = 0) -> Dataset:
+    """Synthetic data of Fashion-MNIST's shape: n × 784 pixel-like features → 10 classes."""
+    ds = synthetic_classification(n=n, d=784, k=10, kind="images", seed=seed)
+    return Dataset(ds.X, ds.y, name="synthetic-fashion", task="classification",
+                   class_names=ds.class_names, image_shape=(28, 28))

@@ -1,0 +1,57 @@
+r"""The parameters of a linear layer, ``Z = X W + b``, and their flattened form.
+
+``W`` (d, k), ``b`` (k,). Newton's method works on ``θ = vec([W; b])``: the (d+1, k)
+matrix with ``b`` as its last row, flattened row-major, so entry ``(a, i)`` of
+``[W; b]`` sits at ``θ[a·k + i]`` and the Hessian is indexed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Params"]
+
+
+@dataclass
+class Params:
+    W: Tensor  # (d, k)
+    b: Tensor  # (k,)
+
+    @classmethod
+    def zeros(cls, d: int, k: int, *, dtype=torch.float32, device="cpu") -> "Params":
+        return cls(torch.zeros(d, k, dtype=dtype, device=device),
+                   torch.zeros(k, dtype=dtype, device=device))
+
+    @property
+    def d(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.W.shape[1]
+
+    def flat(self) -> Tensor:
+        """θ = vec([W; b]), shape ((d+1)·k,)."""
+        return torch.cat([self.W, self.b[None, :]], dim=0).reshape(-1)
+
+    def set_flat(self, theta: Tensor) -> None:
+        Wb = theta.reshape(self.d + 1, self.k)
+        self.W.copy_(Wb[:-1])
+        self.b.copy_(Wb[-1])
+
+    def clone(self) -> "Params":
+        return Params(self.W.clone(), self.b.clone())
+
+    def copy_(self, other: "Params") -> "Params":
+        self.W.copy_(other.W)
+        self.b.copy_(other.b)
+        return self
+
+    def to(self, dtype=None, device=None) -> "Params":
+        return Params(self.W.to(dtype=dtype, device=device), self.b.to(dtype=dtype, device=device))
+
+    def is_finite(self) -> bool:
+        return bool(torch.isfinite(self.W).all() and torch.isfinite(self.b).all())

@@ -1,0 +1,35 @@
+"""A training progress bar with live loss/accuracy, as a training-loop callback (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .train import Callback
+
+
+class ProgressBar(Callback):
+    def __init__(self, description: str = "training", console: Console | None = None):
+        self.description = description
+        self.console = console or Console(stderr=True)
+        self.progress = None
+
+    def on_train_begin(self, epochs):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
+            console=self.console, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=epochs, metrics="")
+
+    def on_epoch_end(self, record, params):
+        parts = [f"loss {record['loss']:.4g}"]
+        for key in ("accuracy", "val_loss", "val_accuracy"):
+            if key in record:
+                parts.append(f"{key.replace('_', ' ')} {record[key]:.4g}")
+        self.progress.update(self.task, advance=1, metrics="  ".join(parts))
+
+    def on_train_end(self, history):
+        if self.progress is not None:
+            self.progress.update(self.task, total=len(history) or 1, completed=len(history))
+            self.progress.stop()

@@ -1,0 +1,48 @@
+r"""Limited-memory BFGS (``lbfgs``): a quasi-Newton direction from the last m steps.
+
+Two-loop recursion over pairs (s_j, y_j) = (θ_{j+1} - θ_j, ∇F_{j+1} - ∇F_j), initial
+scaling γ = sᵀy / yᵀy; pairs with sᵀy ≤ 1e-10·|s||y| are skipped to keep the
+approximation positive definite. The first step is -g / max|g|. Backtracking as in
+:mod:`.fullbatch`. Memory O(m·p), one gradient per iteration when t = 1 is accepted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+from torch import Tensor
+
+from ..objective import Problem
+from ..params import Params
+from .fullbatch import FullBatchSolver
+
+
+class LBFGS(FullBatchSolver):
+    name = "lbfgs"
+
+    def init(self, problem: Problem, params: Params) -> None:
+        super().init(problem, params)
+        self.pairs: deque[tuple[Tensor, Tensor, float]] = deque(maxlen=self.config.history_size)
+
+    def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
+        if not self.pairs:
+            return -g / float(g.abs().max())
+        q = g.clone()
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * float(s @ q)
+            q.add_(y, alpha=-a)
+            alphas.append(a)
+        s, y, _ = self.pairs[-1]
+        q.mul_(float(s @ y) / float(y @ y))
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            b = rho * float(y @ q)
+            q.add_(s, alpha=a - b)
+        return -q
+
+    def after_step(self, s: Tensor, g_old: Tensor, g_new: Tensor) -> None:
+        y = g_new - g_old
+        sy = float(s @ y)
+        if sy > 1e-10 * float(s.norm() * y.norm()):
+            self.pairs.append((s, y, 1.0 / sy))
