@@ -151,7 +151,7 @@ class _LinearModel(BaseEstimator):
             cbs = [Evaluate(self._problem(Xv, self._targets(yv, reset=False)))] + cbs
         if self.verbose:
             from .progress import ProgressBar
-            cbs.append(ProgressBar(type(self).__name__))
+            cbs.append(ProgressBar("epoch"))
         if fresh or not hasattr(self, "_solver"):
             self._solver = get_solver(self.solver)(self._solver_config())
             self.history_ = History()
@@ -372,4 +372,5 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
         return torch.log_softmax(torch.from_numpy(self._decision(X)), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self._decision(X).argmax(axis=1)]
+        Z = self._decision(X)
+        return self.classes_[Z.argmax(axis=1)]

@@ -11,12 +11,16 @@ from .train import Callback
 class ProgressBar(Callback):
     def __init__(self, description: str = "training", console: Console | None = None):
         self.description = description
-        self.console = console or Console(stderr=True)
+        if console is None:
+            console = Console(stderr=True)
+            if not console.is_terminal:                  # logs and pipes: room for the metrics
+                console = Console(stderr=True, width=max(console.width, 120))
+        self.console = console
         self.progress = None
 
     def on_train_begin(self, epochs):
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
             console=self.console, transient=False)
         self.progress.start()
@@ -24,9 +28,9 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, record, params):
         parts = [f"loss {record['loss']:.4g}"]
-        for key in ("accuracy", "val_loss", "val_accuracy"):
+        for key, label in (("accuracy", "acc"), ("val_loss", "val loss"), ("val_accuracy", "val acc")):
             if key in record:
-                parts.append(f"{key.replace('_', ' ')} {record[key]:.4g}")
+                parts.append(f"{label} {record[key]:.3f}")
         self.progress.update(self.task, advance=1, metrics="  ".join(parts))
 
     def on_train_end(self, history):

@@ -89,8 +89,10 @@ def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
         df = df.drop(columns=names[j])
         if df.shape[1] == 0:
             raise DataError(f"{path}: needs at least one feature column besides the target")
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     for col in df.columns:
-        if not np.issubdtype(df[col].dtype, np.number) or df[col].dtype == bool:
+        if not is_numeric_dtype(df[col]) or is_bool_dtype(df[col]):
             bad = df[col][~df[col].astype(str).str.match(r"^-?[\d.eE+-]+$")].head(1)
             example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
             raise FormatError(f"{path}: column {col!r} is not numeric{example}; "

@@ -76,7 +76,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
                               f"{MAX_IDX_BYTES} allowed")
         body = stream.read(expected + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as e:       # corrupt or truncated gzip
-        raise FormatError(f"{source}: corrupt gzip stream ({e})") from None
+        raise FormatError(f"{source}: corrupt or truncated gzip stream ({e})") from None
     if len(body) < expected:
         raise FormatError(f"{source}: truncated: header {shape} needs {expected} bytes of data, "
                           f"found {len(body)}")

@@ -1,0 +1,283 @@
+"""The command line: arguments → library calls. No math here.
+
+    linearnets train     --model softmax --data digits --solver sgd --epochs 10 --out runs/digits
+    linearnets evaluate  --model runs/digits --data digits [--json]
+    linearnets predict   --model runs/digits --input x.csv --output preds.csv [--proba]
+    linearnets data      list | download NAME | verify NAME
+    linearnets lab       [--quick] [--only C2,C10] [--dataset digits] [--out DIR] [--seed N]
+
+Errors caused by input are printed as one line and exit with status 2 (``--debug``
+shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LinearnetsError
+
+EXIT_USAGE = 2
+
+
+class UsageError(LinearnetsError):
+    pass
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=["linear", "softmax"], default="softmax",
+                   help="linear regression or softmax regression (default: softmax)")
+    p.add_argument("--data", required=True,
+                   help="a built-in dataset (digits, diabetes, synthetic-regression, synthetic-fashion, "
+                        "fashion-mnist, mnist) or a CSV/NPY/Parquet file")
+    p.add_argument("--target", help="target column of a data file: name or index (default: last)")
+    p.add_argument("--solver", default=None,
+                   help="exact, sgd, gd, newton, newton-cg, lbfgs (default: exact for linear, sgd for softmax)")
+    p.add_argument("--loss", default="cross_entropy", help="softmax loss: cross_entropy, mse, kl")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.03 linear, 0.1 softmax)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 10 linear, 256 softmax)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--lr-schedule", default="constant", help="constant, step, cosine")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction held out for validation metrics (0 to train on everything)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--dtype", default=None, help="float32 or float64")
+    p.add_argument("--out", required=True, help="output folder for the model, metrics and curves")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linearnets", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model and save it with its metrics and curves")
+    _add_training_args(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model on a dataset")
+    p.add_argument("--model", required=True, help="folder written by `linearnets train`")
+    p.add_argument("--data", required=True)
+    p.add_argument("--target")
+    p.add_argument("--split", default="test", choices=["train", "test"],
+                   help="split of MNIST/Fashion-MNIST (default: test)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("predict", help="predict with a saved model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True, help="CSV/NPY/Parquet file of features")
+    p.add_argument("--output", required=True, help="CSV file to write")
+    p.add_argument("--proba", action="store_true", help="also write class probabilities")
+
+    p = sub.add_parser("data", help="list, download or verify datasets")
+    dsub = p.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="the built-in datasets and the cache folder")
+    for action in ("download", "verify"):
+        q = dsub.add_parser(action, help=f"{action} mnist or fashion-mnist")
+        q.add_argument("name", choices=["mnist", "fashion-mnist"])
+        q.add_argument("--root", help="data folder (default: $LINEARNETS_DATA or ~/.cache/linearnets)")
+
+    p = sub.add_parser("lab", help="run the lab: measure, plot and judge every claim of the notes")
+    p.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    p.add_argument("--only", help="comma-separated claim ids, e.g. C2,C10")
+    p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
+    p.add_argument("--out", default="lab-report", help="report folder (default: lab-report)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", help="folder of MNIST/Fashion-MNIST files")
+    return parser
+
+
+# --- data ---------------------------------------------------------------------------------
+def _dataset(spec: str, target=None, split: str = "train", seed: int = 0):
+    from . import data
+
+    if spec in data.BUILTIN:
+        return data.load(spec, split=split, seed=seed)
+    path = Path(spec)
+    if path.suffix.lower() in data.files.SUFFIXES or path.exists():
+        return data.read_table(path, target)
+    raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
+                     "nor an existing .csv/.npy/.parquet file")
+
+
+def _features(ds, model=None):
+    """Features as a DataFrame when the data has column names (so models remember them)."""
+    import pandas as pd
+
+    if not ds.feature_names:
+        return ds.X
+    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    names = getattr(model, "feature_names_in_", None)
+    if model is not None and names is None:
+        return ds.X
+    if names is not None:
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise UsageError(f"{ds.name} lacks the model's feature columns {missing[:5]}")
+        frame = frame[list(names)]                       # extra columns (e.g. the target) are ignored
+    return frame
+
+
+def _split(X, y, fraction: float, classification: bool, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if not fraction:
+        return X, None, y, None
+    if not 0 < fraction < 1:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
+    try:
+        return train_test_split(X, y, test_size=fraction, random_state=seed,
+                                stratify=y if classification else None)
+    except ValueError as e:
+        raise UsageError(f"cannot hold out {fraction:.0%} for validation: {e}") from None
+
+
+# --- commands -------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from . import LinearRegression, SoftmaxRegression
+    from ._io import atomic_write_json
+    from .plots import training_curves
+
+    ds = _dataset(args.data, args.target, seed=args.seed)
+    classification = args.model == "softmax"
+    if classification and ds.task == "regression":
+        raise UsageError(f"--model softmax needs class labels, but the target of {ds.name} is continuous; "
+                         "use --model linear")
+    common = dict(epochs=args.epochs, weight_decay=args.weight_decay, momentum=args.momentum,
+                  lr_schedule=args.lr_schedule, tol=args.tol, seed=args.seed, device=args.device,
+                  dtype=args.dtype, verbose=0 if args.quiet else 1)
+    if classification:
+        model = SoftmaxRegression(solver=args.solver or "sgd", loss=args.loss, lr=args.lr or 0.1,
+                                  batch_size=args.batch_size or 256,
+                                  label_smoothing=args.label_smoothing, **common)
+    else:
+        model = LinearRegression(solver=args.solver or "exact", lr=args.lr or 0.03,
+                                 batch_size=args.batch_size or 10, **common)
+    Xtr, Xva, ytr, yva = _split(_features(ds), ds.y, args.val_fraction, classification, args.seed)
+    t0 = time.perf_counter()
+    model.fit(Xtr, ytr, eval_set=None if Xva is None else (Xva, yva))
+    seconds = time.perf_counter() - t0
+    out = Path(args.out)
+    metrics = {"dataset": ds.name, "model": args.model, "solver": model.solver,
+               "n_train": int(len(ytr)), "n_val": 0 if yva is None else int(len(yva)),
+               "seconds": seconds, "train": _metrics(model, Xtr, ytr),
+               "val": None if Xva is None else _metrics(model, Xva, yva),
+               "history": list(model.history_)}
+    model.save(out)
+    atomic_write_json(out / "metrics.json", metrics)
+    training_curves(model.history_, out / "curves.png", title=f"{args.model} · {ds.name} · {model.solver}")
+    final = metrics["val"] or metrics["train"]
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items())
+    print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if metrics['val'] else 'train'}: "
+          f"{shown}; wrote {out}/model.safetensors, model.json, metrics.json, curves.png")
+    return 0
+
+
+def _metrics(model, X, y) -> dict:
+    if hasattr(model, "classes_"):
+        P = model.predict_proba(X)
+        idx = np.searchsorted(model.classes_, y)
+        logp = np.log(np.clip(P[np.arange(len(y)), np.clip(idx, 0, len(model.classes_) - 1)], 1e-300, None))
+        return {"accuracy": float(model.score(X, y)), "cross_entropy": float(-logp.mean())}
+    pred = model.predict(X)
+    return {"r2": float(model.score(X, y)), "mse": float(np.mean((np.asarray(y) - pred) ** 2))}
+
+
+def cmd_evaluate(args) -> int:
+    from . import load
+
+    model = load(args.model)
+    ds = _dataset(args.data, args.target, split=args.split)
+    try:
+        metrics = _metrics(model, _features(ds, model), ds.y)
+    except ValueError as e:
+        raise UsageError(f"cannot evaluate on {ds.name}: {e}") from None
+    metrics["n"] = int(len(ds.y))
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from . import data, load
+    from ._io import atomic_path
+
+    model = load(args.model)
+    X = _features(data.read_table(args.input, has_target=False), model)
+    out = pd.DataFrame({"prediction": model.predict(X)})
+    if args.proba:
+        if not hasattr(model, "predict_proba"):
+            raise UsageError("--proba needs a softmax model")
+        for j, c in enumerate(model.classes_):
+            out[f"p_{c}"] = model.predict_proba(X)[:, j]
+    with atomic_path(args.output, suffix=".csv") as tmp:
+        out.to_csv(tmp, index=False)
+    print(f"wrote {len(out)} predictions to {args.output}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    if args.action == "list":
+        print(f"built-in (offline): digits, diabetes, synthetic-regression, synthetic-fashion")
+        home = data.data_home()
+        for name in data.DATASETS:
+            state = "cached" if all(v for v in data.verify(name).values()) else "not downloaded"
+            print(f"{name}: {state} in {home / name}")
+        return 0
+    if args.action == "download":
+        folder = data.fetch(args.name, args.root)
+        print(f"{args.name}: files in {folder}")
+        return 0
+    result = data.verify(args.name, args.root)
+    for fname, ok in result.items():
+        print(f"{'ok ' if ok else 'BAD'} {fname}")
+    if not all(result.values()):
+        raise UsageError(f"{args.name}: some files are missing or corrupt in "
+                         f"{data.data_home(args.root) / args.name}; run `linearnets data download {args.name}`")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    from .lab.runner import run_cli
+    return run_cli(args)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data,
+            "lab": cmd_lab}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (LinearnetsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        if args.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"linearnets {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line, but say so
+        if args.debug:
+            raise
+        print(f"linearnets {args.command}: internal error: {type(e).__name__}: {e} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
