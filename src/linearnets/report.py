@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from ._io import atomic_write_text
+from .lab.base import jsonable
 
 CSS = """
 :root { --ok:#1a7f37; --no:#cf222e; --maybe:#9a6700; --line:#d0d7de; --muted:#57606a; }
@@ -42,6 +43,16 @@ a { color: #0969da; text-decoration: none; } a:hover { text-decoration: underlin
 h3 { font-size: 1rem; margin: 14px 0 6px; }
 """
 
+SCRIPT = """<script>
+/* records how many figures rendered, for the report's own rendering test */
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter((i) => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-images", ok + "/" + imgs.length);
+});
+</script>
+"""
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -49,8 +60,10 @@ def _fmt(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.6g}"
     if isinstance(v, (list, tuple)):
+        if v and isinstance(v[0], (list, tuple)):
+            return f"[{len(v)} × {len(v[0])} table: see the figure and results.json]"
         if len(v) > 12:
             return f"[{len(v)} values]"
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
@@ -86,10 +99,10 @@ def write_report(results, meta: dict, path, figures_dir) -> None:
         f'<td>{r.seconds:.1f} s</td></tr>' for r in results)
     sections = []
     for r in results:
-        numbers = "".join(f'<tr><td>{e(k)}</td><td class="num">{e(_fmt(v))}</td></tr>'
-                          for k, v in _flatten(r.numbers))
+        flat = list(_flatten(jsonable(r.numbers)))
+        numbers = "".join(f'<tr><td>{e(k)}</td><td class="num">{e(_fmt(v))}</td></tr>' for k, v in flat)
         settings = "".join(f'<tr><td>{e(str(k))}</td><td class="num">{e(_fmt(v))}</td></tr>'
-                           for k, v in r.settings.items())
+                           for k, v in jsonable(r.settings).items())
         figs = "".join(_img(figures_dir / f) for f in r.figures)
         sections.append(f"""
 <section id="{r.id}">
@@ -99,7 +112,7 @@ def write_report(results, meta: dict, path, figures_dir) -> None:
   <details><summary>settings (seed {r.seed}, {r.seconds:.1f} s)</summary><table>{settings}</table></details>
   {figs}
   <h3>Key numbers</h3>
-  <details open><summary>{len(list(_flatten(r.numbers)))} values (all of them in results.json)</summary>
+  <details open><summary>{len(flat)} values (all of them in results.json)</summary>
   <table><tr><th>quantity</th><th>value</th></tr>{numbers}</table></details>
   <div class="verdict {_cls(r.verdict)}"><p><b>Verdict: {e(r.verdict)}.</b> {e(r.reason)}</p>
   <p><b>Criterion:</b> {e(r.criterion)}</p></div>
@@ -115,6 +128,7 @@ Mode: {mode} · dataset: {e(str(meta.get('dataset')))} · seed {meta.get('seed')
 linearnets {e(str(meta.get('linearnets')))}, torch {e(str(meta.get('torch')))}, {meta.get('threads')} threads.</p>
 <div class="summary"><table><tr><th>claim</th><th>what the lab measures</th><th>verdict</th><th>time</th></tr>{rows}</table></div>
 {''.join(sections)}
-</main></body></html>
+</main>
+{SCRIPT}</body></html>
 """
     atomic_write_text(path, page)

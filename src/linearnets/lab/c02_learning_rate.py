@@ -52,11 +52,10 @@ def run(config, deps=None) -> Result:
     for lr in grid:
         _, history, diverged = run_solver(problem, "gd", epochs=budget, lr=float(lr), tol=0.0)
         final.append(math.inf if diverged else history.last["loss"] - F_star)
-    stable = [_stable(problem, float(lr), T) for lr in grid]
-    if not any(stable) or all(stable):
-        raise RuntimeError("the sweep did not bracket the stability threshold")
-    i = max(j for j, s in enumerate(stable) if s)
-    lo, hi = float(grid[i]), float(grid[i + 1])
+    first_unstable = next((j for j, lr in enumerate(grid) if not _stable(problem, float(lr), T)), None)
+    if first_unstable in (None, 0):
+        raise RuntimeError("the learning-rate grid did not bracket the stability threshold")
+    lo, hi = float(grid[first_unstable - 1]), float(grid[first_unstable])
     for _ in range(config.size(12, 20)):                  # geometric bisection
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if _stable(problem, mid, T) else (lo, mid)

@@ -1,0 +1,178 @@
+"""The lab end to end at quick sizes: the CLI, results.json, the PNGs, the report in Chromium."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import linearnets as ln
+from linearnets.lab import CLAIMS
+from linearnets.lab.base import describe, verdict_from
+
+IDS = [f"C{i}" for i in range(1, 12)]
+
+
+@pytest.fixture(scope="module")
+def quick_lab(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--quick", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr
+    results = json.loads((out / "results.json").read_text())
+    return out, r, results, {c["id"]: c for c in results["claims"]}, seconds
+
+
+def test_quick_lab_runs_in_budget_and_writes_everything(quick_lab):
+    out, r, results, claims, seconds = quick_lab
+    assert seconds <= 120
+    assert "lab finished in" in r.stdout and "index.html" in r.stdout
+    for cid in IDS:
+        assert cid in r.stdout                                  # the verdict table
+    assert (out / "index.html").stat().st_size > 10_000
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) >= 11
+    for c in claims.values():
+        for f in c["figures"]:
+            assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_json_holds_every_claim(quick_lab):
+    _, _, results, claims, _ = quick_lab
+    assert list(claims) == IDS
+    for c in claims.values():
+        assert c["claim"]["zh"] and c["claim"]["en"] and c["run"]
+        assert isinstance(c["settings"], dict) and c["settings"]
+        assert c["seed"] == 0 and c["numbers"]
+        assert c["verdict"] in ("supported", "not supported", "inconclusive")
+        assert c["criterion"] and c["reason"]
+    assert results["meta"]["quick"] is True
+
+
+def test_key_numbers_per_claim(quick_lab):
+    _, _, _, c, _ = quick_lab
+    n = {k: v["numbers"] for k, v in c.items()}
+    assert n["C1"]["param_error_exact"] < 5e-3 and n["C1"]["param_error_sgd"] < 5e-3
+    assert "loss_sgd" in n["C1"] and "loss_exact" in n["C1"]
+    assert 0.9 <= n["C2"]["ratio"] <= 1.1
+    assert n["C2"]["measured_threshold"] > 0 and n["C2"]["predicted_threshold"] > 0
+    rows = n["C3"]["rows"]
+    assert len(rows) >= 6 and rows[0]["batch_size"] == 1 and rows[-1]["batch_size"] == n["C3"]["n"]
+    for row in rows:
+        assert {"samples_per_s", "seconds_per_step", "peak_bytes", "loss_after_epochs", "loss_after_budget"} <= set(row)
+    assert n["C5"]["linear_newton_suboptimality_after_1"] <= 1e-10
+    assert n["C5"]["softmax_newton_iterations_to_1e-8"] <= 20
+    assert len(n["C6"]["rows"]) >= 5
+    assert abs(n["C6"]["memory_exponent"] - 2) <= 0.1 and "solve_time_exponent" in n["C6"]
+    assert n["C7"]["sgd_escaped"] >= 9
+    for solver in ("sgd", "gd", "newton"):
+        s = n["C8"]["summary"][solver]
+        assert {"test_acc_mean", "test_acc_std", "train_acc_mean"} <= set(s)
+    assert len(c["C9"]["figures"]) == 2 and len(n["C9"]["confusion_matrix"]) == 10
+    ex = n["C10"]["worked_example"]
+    assert abs(ex["confident right [0.1, 0.1, 0.8]"]["cross_entropy"] - (-np.log(0.8))) < 1e-12
+    assert set(n["C10"]["epochs_to_target"]) == {"cross_entropy", "mse"}
+    one_hot32 = n["C11"]["rows"]["one-hot, float32"]
+    assert one_hot32["max_abs_ce_minus_kl"] <= 1e-6 and one_hot32["max_grad_difference"] <= 1e-6
+    assert n["C11"]["rows"]["one-hot, float64"]["max_grad_difference"] <= 1e-12
+
+
+def test_verdicts_follow_the_numbers():
+    assert verdict_from({"a": True, "b": True}) == "supported"
+    assert verdict_from({"a": True, "b": False}) == "not supported"
+    assert verdict_from({"a": True}, inconclusive=True) == "inconclusive"
+    assert describe({"x": True, "y": False}) == "✓ x; ✗ y"
+
+
+def test_c8_reports_what_the_numbers_say(monkeypatch):
+    """C8's verdict comes from the spread of the numbers, whichever way they fall."""
+    from linearnets.lab import c08_sgd_noise
+    from linearnets.lab.base import LabConfig
+    r = c08_sgd_noise.run(LabConfig(quick=True))
+    diff, se = r.numbers["sgd_minus_gd"], r.numbers["standard_error"]
+    expected = "supported" if diff > 2 * se else "not supported" if diff < -2 * se else "inconclusive"
+    assert r.verdict == expected
+
+
+def test_only_and_bad_ids(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--quick", "--only", "C4,C10",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ids = [c["id"] for c in json.loads((tmp_path / "o" / "results.json").read_text())["claims"]]
+    assert ids == ["C4", "C10"]                                 # C2, C3 ran for C4 but are not reported
+    r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--only", "C12", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown claim" in r.stderr and "Traceback" not in r.stderr
+
+
+def write_fashion_like_idx(folder: Path, n_train=1200, n_test=300):
+    """Learnable IDX files of Fashion-MNIST's layout, generated here (the real ones need a download)."""
+    from linearnets.data import idx
+    ds = ln.data.fashion_mnist_like(n=n_train + n_test, seed=3)
+    images = np.round(ds.X * 255).astype(np.uint8).reshape(-1, 28, 28)
+    labels = ds.y.astype(np.uint8)
+    folder.mkdir(parents=True)
+    for prefix, sl in (("train", slice(0, n_train)), ("t10k", slice(n_train, None))):
+        idx.write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images[sl])
+        idx.write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels[sl])
+
+
+def test_lab_on_fashion_mnist_files(tmp_path):
+    write_fashion_like_idx(tmp_path / "data" / "fashion-mnist")
+    env = dict(os.environ, LINEARNETS_DATA=str(tmp_path / "data"))
+    r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--quick", "--only", "C9,C11",
+                        "--dataset", "fashion-mnist", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    claims = json.loads((tmp_path / "o" / "results.json").read_text())["claims"]
+    c9 = claims[0]
+    assert c9["settings"]["dataset"] == "fashion-mnist" and "T-shirt/top" in c9["numbers"]["classes"]
+    assert (tmp_path / "o" / "C9_image_grid.png").exists()
+    r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--quick", "--only", "C9",
+                        "--dataset", "mnist", "--out", str(tmp_path / "m")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "mnist" in r.stderr and "Traceback" not in r.stderr   # no files: a clear line
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--hide-scrollbars"]
+
+
+def render(page: Path, tmp_path: Path, screenshot: Path | None = None):
+    """Load ``page`` in headless Chromium: (images loaded 'ok/total', console messages)."""
+    profile = tmp_path / f"profile-{page.stem}-{time.time_ns()}"
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    console = [l for l in dom.stderr.splitlines() if ":CONSOLE" in l]
+    marker = dom.stdout.split('data-images="')[1].split('"')[0] if 'data-images="' in dom.stdout else None
+    if screenshot is not None:
+        subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}-shot", "--window-size=1366,3000",
+                        f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120)
+    return marker, console
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+def test_report_renders_in_chromium(quick_lab, tmp_path):
+    out, _, _, claims, _ = quick_lab
+    # the check itself can fail: a page with a broken image and a console error is caught
+    control = tmp_path / "control.html"
+    control.write_text((out / "index.html").read_text().replace('src="data:image/png;base64,', 'src="missing', 1)
+                       .replace("<main>", '<main><script>console.error("deliberate")</script>', 1))
+    marker, console = render(control, tmp_path)
+    n_figures = sum(len(c["figures"]) for c in claims.values())
+    assert marker == f"{n_figures - 1}/{n_figures}" and console
+    # the real report: every figure loaded, no console output, a screenshot with content
+    shot = tmp_path / "report.png"
+    marker, console = render(out / "index.html", tmp_path, screenshot=shot)
+    assert marker == f"{n_figures}/{n_figures}", marker
+    assert console == []
+    assert shot.stat().st_size > 50_000
