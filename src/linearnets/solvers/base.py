@@ -83,9 +83,11 @@ class DivergenceGuard:
     """Stops training at once on a non-finite or exploding loss.
 
     Call :meth:`check` with the loss computed *at the current parameters*, before the
-    update. It remembers those parameters as the last good ones; when a loss is NaN,
+    update. Given ``params``, it remembers them as the last good ones; when a loss is NaN,
     ±Inf or larger than ``factor`` × the first loss, it restores them and raises
-    :class:`~linearnets.DivergenceError` naming the learning rate.
+    :class:`~linearnets.DivergenceError` naming the learning rate. A solver that keeps its
+    own copy of the previous parameters (SGD's double buffer) passes ``params=None`` and
+    restores them itself.
     """
 
     def __init__(self, params: Params, lr: float | None, *, factor: float = 1e6):
@@ -95,20 +97,22 @@ class DivergenceGuard:
         self.epoch = 0
         self.step = 0
 
-    def check(self, loss: Tensor | float, params: Params) -> float:
+    def check(self, loss: Tensor | float, params: Params | None) -> float:
         value = float(loss)
         self.step += 1
         if self.limit is None and math.isfinite(value):
             self.limit = self.factor * max(abs(value), 1e-3)
         if not math.isfinite(value) or (self.limit is not None and value > self.limit):
-            params.copy_(self.last_good)
+            if params is not None:
+                params.copy_(self.last_good)
             what = "non-finite" if not math.isfinite(value) else f"exploding ({value:.3g})"
             hint = (f"with lr={self.lr:g}; try a smaller learning rate, e.g. lr={self.lr / 10:g}"
                     if self.lr is not None else "; check the data scale or add weight_decay")
             raise DivergenceError(
                 f"training diverged: {what} loss at epoch {self.epoch + 1}, step {self.step} {hint}",
                 lr=self.lr, epoch=self.epoch + 1, step=self.step, loss=value)
-        self.last_good.copy_(params)
+        if params is not None:
+            self.last_good.copy_(params)
         return value
 
 
@@ -134,6 +138,3 @@ def grad_max(gW: Tensor, gb: Tensor) -> float:
     return float(torch.maximum(gW.abs().max(), gb.abs().max()))
 
 
-def accuracy_hits(Z: Tensor, Y: Tensor) -> Tensor:
-    """Number of rows whose argmax of Z matches the argmax of the target rows (a 0-d tensor)."""
-    return (Z.argmax(dim=1) == Y.argmax(dim=1)).sum()

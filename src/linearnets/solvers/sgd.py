@@ -16,51 +16,87 @@ import torch
 
 from ..objective import Problem
 from ..params import Params
-from .base import DivergenceGuard, EpochStats, Solver, accuracy_hits, grad_max, learning_rate
+from ..errors import DivergenceError
+from .base import DivergenceGuard, EpochStats, Solver, grad_max, learning_rate
 
 
 class SGD(Solver):
+    """Minibatch SGD. The epoch runs in the class-major layout: ``W_t = Wᵀ`` (k, d), ``Z_t`` (k, B),
+    ``G_t`` (k, B) — the same arithmetic as the row layout, with PyTorch's fast kernels for a
+    small class count (softmax over a leading dimension, ``G_tᵀ``-free weight update)."""
+
     name = "sgd"
     minibatch = True
     uses_lr = True
 
     def init(self, problem: Problem, params: Params) -> None:
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-        self.vW = torch.zeros_like(params.W) if self.config.momentum else None
+        self.vW = torch.zeros_like(params.W.T) if self.config.momentum else None   # (k, d)
         self.vb = torch.zeros_like(params.b) if self.config.momentum else None
+        self._targets = None
 
-    def _update(self, params: Params, gW, gb, lr: float) -> None:
-        mu = self.config.momentum
-        if mu:
-            self.vW.mul_(mu).add_(gW)
-            self.vb.mul_(mu).add_(gb)
-            gW, gb = self.vW, self.vb
-        params.W.add_(gW, alpha=-lr)
-        params.b.add_(gb, alpha=-lr)
+    def _targets_of(self, problem: Problem):
+        """(targets, labels), cached per problem: integer labels when every target row is one-hot
+        (the loss then skips the dense rows), else Yᵀ (k, n); labels = argmax of each row."""
+        if self._targets is None or self._targets[0] is not problem:
+            Y = problem.Y
+            labels = Y.argmax(dim=1) if problem.loss.classification else None
+            one_hot = labels is not None and bool(
+                (Y.gather(1, labels[:, None]) == 1).all() and (Y.sum(dim=1) == 1).all())
+            targets = labels if one_hot else Y.T.contiguous()
+            self._targets = (problem, targets, labels)
+        return self._targets[1], self._targets[2]
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
-        X, Y, loss, wd = problem.X, problem.Y, problem.loss, problem.weight_decay
+        X, loss, wd, mu = problem.X, problem.loss, problem.weight_decay, self.config.momentum
+        targets, labels = self._targets_of(problem)
         lr = learning_rate(self.config, epoch)
-        B = int(self.config.batch_size)
-        perm = torch.randperm(problem.n, generator=self.generator).to(X.device)
-        loss_sum = 0.0
-        hits = X.new_zeros((), dtype=torch.long)
-        steps = 0
-        for start in range(0, problem.n, B):
-            idx = perm[start:start + B]
-            Xb, Yb = X.index_select(0, idx), Y.index_select(0, idx)   # (B, d), (B, k)
-            Z = torch.addmm(params.b, Xb, params.W)                    # (B, k)
-            L, G = loss.value_and_grad(Z, Yb)                          # G = dL/dZ (B, k)
-            loss_sum += guard.check(L, params) * Xb.shape[0]
-            if loss.classification:
-                hits += accuracy_hits(Z, Yb)
-            gW = Xb.T @ G                                              # (d, k)
-            if wd:
-                gW.add_(params.W, alpha=wd)
-            self._update(params, gW, G.sum(dim=0), lr)
-            steps += 1
-        return EpochStats(loss=loss_sum / problem.n, samples=problem.n, steps=steps, lr=lr,
-                          accuracy=float(hits) / problem.n if loss.classification else None)
+        B, n, k = int(self.config.batch_size), problem.n, problem.k
+        perm = torch.randperm(n, generator=self.generator).to(X.device)
+        batches = perm.split(B)
+        # targets in the order of this epoch: labels (n,) or Yᵀ (k, n), sliced per batch below
+        T = targets.index_select(0 if targets.ndim == 1 else 1, perm)
+        T_batches = T.split(B, dim=0 if T.ndim == 1 else 1)
+        # double buffer: step t reads (W_t, b_t) from one pair and writes (W_t+1, b_t+1) into the
+        # other, so the last parameters with a finite loss are always at hand, without copies
+        cur = Params(params.W.T.contiguous(), params.b.clone())          # Wᵀ (k, d), b (k,)
+        prev = cur.clone()
+        Z_epoch = X.new_empty(k, n) if labels is not None else None     # logits, for the accuracy
+        loss_sum, steps, pos = 0.0, 0, 0
+        try:
+            for idx, Tb in zip(batches, T_batches):
+                Xb = X.index_select(0, idx)                              # (B, d)
+                m = Xb.shape[0]
+                Zt = torch.addmm(cur.b.view(k, 1), cur.W, Xb.T)          # (k, B) = Wᵀ Xᵀ + b
+                if Z_epoch is not None:
+                    Z_epoch[:, pos:pos + m] = Zt
+                L, Gt = loss.value_and_grad(Zt, Tb, dim=0)               # Gt = (dL/dZ)ᵀ (k, B)
+                loss_sum += guard.check(L, None) * m
+                if mu:
+                    gWt = Gt @ Xb                                        # (k, d)
+                    if wd:
+                        gWt.add_(cur.W, alpha=wd)
+                    self.vW.mul_(mu).add_(gWt)
+                    self.vb.mul_(mu).add_(Gt.sum(dim=1))
+                    torch.add(cur.W, self.vW, alpha=-lr, out=prev.W)
+                    torch.add(cur.b, self.vb, alpha=-lr, out=prev.b)
+                else:                                                    # (1 - ηλ) Wᵀ - η Gᵀ X, fused
+                    torch.addmm(cur.W, Gt, Xb, beta=1.0 - lr * wd, alpha=-lr, out=prev.W)
+                    torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=prev.b)
+                cur, prev = prev, cur
+                pos += m
+                steps += 1
+        except DivergenceError:
+            cur = prev                                                   # the last finite-loss params
+            raise
+        finally:
+            params.W.copy_(cur.W.T)
+            params.b.copy_(cur.b)
+        accuracy = None
+        if labels is not None:                                           # z_label is the max ⇔ hit
+            lab = labels.index_select(0, perm)[None, :]
+            accuracy = float((Z_epoch.gather(0, lab) >= Z_epoch.amax(dim=0, keepdim=True)).sum()) / n
+        return EpochStats(loss=loss_sum / n, samples=n, steps=steps, lr=lr, accuracy=accuracy)
 
 
 class GD(SGD):
@@ -69,6 +105,10 @@ class GD(SGD):
     name = "gd"
     minibatch = False
 
+    def init(self, problem: Problem, params: Params) -> None:
+        super().init(problem, params)
+        self.vW = self.vW.T if self.vW is not None else None         # GD works in the row layout
+
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
         lr = learning_rate(self.config, epoch)
         F, gW, gb = problem.value_and_grad(params)
@@ -76,6 +116,12 @@ class GD(SGD):
         gmax = grad_max(gW, gb)
         if gmax <= self.config.tol:
             return EpochStats(loss=value, samples=problem.n, steps=0, lr=lr, grad_max=gmax, converged=True)
-        self._update(params, gW, gb, lr)
+        mu = self.config.momentum
+        if mu:
+            self.vW.mul_(mu).add_(gW)
+            self.vb.mul_(mu).add_(gb)
+            gW, gb = self.vW, self.vb
+        params.W.add_(gW, alpha=-lr)
+        params.b.add_(gb, alpha=-lr)
         return EpochStats(loss=float(problem.value(params)), samples=problem.n, steps=1, lr=lr,
                           grad_max=gmax)
