@@ -29,3 +29,28 @@ def table(rows: list[tuple], headers: tuple) -> str:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+class PeakRSS:
+    """Peak resident memory added while the block runs (Linux: VmHWM reset via clear_refs)."""
+
+    def __enter__(self):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self.base = _status("VmRSS")
+        return self
+
+    def __exit__(self, *exc):
+        self.peak = _status("VmHWM") - self.base
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 1024
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])             # KiB
+    raise KeyError(key)

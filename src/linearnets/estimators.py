@@ -106,10 +106,13 @@ class _LinearModel(BaseEstimator):
             raise DataError(str(e)) from e
 
     def _validate_Xy(self, X, y, reset: bool):
+        # a solver that verifies finiteness during its own pass (the closed form checks its
+        # moments) spares the separate NaN/Inf scan over X
+        scan = not getattr(get_solver(self.solver), "checks_finite", False)
         try:
             X, y = validate_data(self, _as_numpy(X), _as_numpy(y), reset=reset,
                                  dtype=[np.float64, np.float32], multi_output=True,
-                                 y_numeric=self._task == "regression")
+                                 y_numeric=self._task == "regression", ensure_all_finite=scan)
         except ValueError as e:
             raise DataError(str(e)) from e
         return X, y

@@ -33,15 +33,21 @@ class Problem:
     """In-memory training data ``X`` (n, d), targets ``Y`` (n, k), a loss and ``weight_decay``.
 
     ``Y`` holds regression targets, or probability rows for classification (one-hot
-    for hard labels). ``chunk_rows`` bounds the rows touched at once by full-batch work.
+    for hard labels). ``chunk_rows`` bounds the rows touched at once by full-batch work;
+    by default a chunk is about 4 MiB, so that the forward and the backward product of a
+    chunk read it from cache: a full-batch gradient reads X from memory once.
     """
 
+    CHUNK_BYTES = 4 << 20
+
     def __init__(self, X: Tensor, Y: Tensor, loss: Loss, weight_decay: float = 0.0,
-                 *, chunk_rows: int = 65536):
+                 *, chunk_rows: int | None = None):
         if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
             raise ValueError(f"X (n, d) and Y (n, k) expected, got {tuple(X.shape)} and {tuple(Y.shape)}")
         self.X, self.Y, self.loss = X, Y, loss
         self.weight_decay = float(weight_decay)
+        if chunk_rows is None:
+            chunk_rows = max(256, self.CHUNK_BYTES // max(1, X.shape[1] * X.element_size()))
         self.chunk_rows = int(chunk_rows)
 
     # sizes -------------------------------------------------------------------------

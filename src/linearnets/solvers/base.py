@@ -123,6 +123,7 @@ class Solver:
     minibatch: bool = False          # True: an epoch is a pass over minibatches
     uses_lr: bool = False            # True: the learning rate matters (named in divergence errors)
     squared_only: bool = False       # True: only for the squared loss (closed form)
+    checks_finite: bool = False      # True: raises DataError on NaN/Inf input during its own pass
 
     def __init__(self, config: SolverConfig):
         self.config = config
