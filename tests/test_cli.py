@@ -116,3 +116,15 @@ def test_data_commands(tmp_path, monkeypatch):
     assert r.returncode == 0 and "digits" in r.stdout and "fashion-mnist" in r.stdout
     r = run("data", "verify", "mnist")
     assert_one_line_error(r, "missing or corrupt")
+
+
+@pytest.mark.benchmark
+def test_bench_quick_runs():
+    r = run("bench", "--quick")
+    assert r.returncode == 0, r.stderr
+    for section in ("== sgd ==", "== exact ==", "== optimum ==", "× floor", "× bare", "× scikit-learn"):
+        assert section in r.stdout
+
+
+def test_bench_unknown_name():
+    assert_one_line_error(run("bench", "nope"), "unknown benchmark")

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="lab-report", help="report folder (default: lab-report)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", help="folder of MNIST/Fashion-MNIST files")
+
+    p = sub.add_parser("bench", help="side-by-side performance benchmarks (see BENCHMARKS.md)")
+    p.add_argument("which", nargs="*", default=["sgd", "exact", "optimum"],
+                   help="sgd, exact, optimum (default: all three)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a quick look, not the reference)")
     return parser
 
 
@@ -257,7 +262,21 @@ def cmd_lab(args) -> int:
     return run_cli(args)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data,
+def cmd_bench(args) -> int:
+    import importlib
+
+    from .bench import BENCHMARKS
+    quick_sizes = {"sgd": ["--n", "20000"], "exact": ["--n", "200000"], "optimum": ["--n", "20000"]}
+    for name in args.which:
+        if name not in BENCHMARKS:
+            raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    for name in args.which:
+        print(f"\n== {name} ==")
+        importlib.import_module(f"linearnets.bench.{name}").main(quick_sizes[name] if args.quick else [])
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "bench": cmd_bench, "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data,
             "lab": cmd_lab}
 
 

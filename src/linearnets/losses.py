@@ -14,7 +14,7 @@ Conventions, written once for every loss here:
 * ``grad`` returns ``G = dL/dZ`` (n, k), which already carries the ``1/n``.
 * ``hess_blocks`` returns the per-sample Hessians ``H_i = d²L/dZ_i²`` (n, k, k), also
   with the ``1/n``; ``hvp`` returns ``(d²L/dZ²)·V`` (n, k) for a direction ``V`` (n, k)
-  without forming them.
+  without forming them (``hvp`` takes ``dim`` too; ``hess_blocks`` is row layout only).
 
 The linear layer and the penalty (``weight_decay``) live in :mod:`linearnets.objective`,
 which turns these into gradients and Hessians with respect to ``W`` and ``b``.
@@ -85,7 +85,7 @@ class Loss:
     def hess_blocks(self, Z: Tensor, Y: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def hvp(self, Z: Tensor, Y: Tensor, V: Tensor) -> Tensor:
+    def hvp(self, Z: Tensor, Y: Tensor, V: Tensor, dim: int = 1) -> Tensor:
         raise NotImplementedError
 
 
@@ -115,8 +115,8 @@ class SquaredError(Loss):
         eye = torch.eye(k, dtype=Z.dtype, device=Z.device) / n
         return eye.expand(n, k, k)
 
-    def hvp(self, Z, Y, V):
-        return V / Z.shape[0]
+    def hvp(self, Z, Y, V, dim=1):
+        return V / Z.shape[1 - dim]
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ class SoftmaxCrossEntropy(Loss):
         P = torch.softmax(Z, dim=1)                          # (n, k)
         return (torch.diag_embed(P) - P[:, :, None] * P[:, None, :]) / Z.shape[0]
 
-    def hvp(self, Z, Y, V):
-        return _softmax_jvp(torch.softmax(Z, dim=1), V) / Z.shape[0]
+    def hvp(self, Z, Y, V, dim=1):
+        return _softmax_jvp(torch.softmax(Z, dim=dim), V, dim) / Z.shape[1 - dim]
 
 
 @dataclass(frozen=True)
@@ -206,10 +206,10 @@ class SoftmaxMSE(Loss):
         return 0.5 * R.square().sum() / n, _softmax_jvp(P, R, dim).div_(n)
 
     @staticmethod
-    def _parts(Z, Y):
-        P = torch.softmax(Z, dim=1)
-        R = P - Y
-        U = R - (R * P).sum(dim=1, keepdim=True)             # u = r - s, s = r·p
+    def _parts(Z, Y, dim=1):
+        P = torch.softmax(Z, dim=dim)
+        R = P - _dense(Y, Z, dim)
+        U = R - (R * P).sum(dim=dim, keepdim=True)           # u = r - s, s = r·p
         return P, P * U                                       # P, P ⊙ u
 
     def hess_blocks(self, Z, Y):
@@ -218,11 +218,11 @@ class SoftmaxMSE(Loss):
         M = torch.diag_embed(PU) - PU[:, :, None] * P[:, None, :] - P[:, :, None] * PU[:, None, :]
         return (J @ J + M) / Z.shape[0]
 
-    def hvp(self, Z, Y, V):
-        P, PU = self._parts(Z, Y)
-        JJV = _softmax_jvp(P, _softmax_jvp(P, V))
-        MV = PU * V - PU * (P * V).sum(dim=1, keepdim=True) - P * (PU * V).sum(dim=1, keepdim=True)
-        return (JJV + MV) / Z.shape[0]
+    def hvp(self, Z, Y, V, dim=1):
+        P, PU = self._parts(Z, Y, dim)
+        JJV = _softmax_jvp(P, _softmax_jvp(P, V, dim), dim)
+        MV = PU * V - PU * (P * V).sum(dim=dim, keepdim=True) - P * (PU * V).sum(dim=dim, keepdim=True)
+        return (JJV + MV) / Z.shape[1 - dim]
 
 
 LOSSES: dict[str, Loss] = {

@@ -19,6 +19,7 @@ into the same :meth:`Problem.chunks`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -76,28 +77,76 @@ class Problem:
         for s in range(0, self.n, self.chunk_rows):
             yield self.X[s:s + self.chunk_rows], self.Y[s:s + self.chunk_rows]
 
+    @cached_property
+    def targets(self) -> Tensor:
+        """The targets in the class-major layout the fast paths use: integer labels (n,) when
+        every row of Y is one-hot (the losses then skip the dense rows), else Yᵀ (k, n)."""
+        Y = self.Y
+        if self.loss.classification:
+            labels = Y.argmax(dim=1)
+            if bool((Y.gather(1, labels[:, None]) == 1).all() and (Y.sum(dim=1) == 1).all()):
+                return labels
+        return Y.T.contiguous()
+
+    @cached_property
+    def labels(self) -> Tensor:
+        """argmax of each target row (n,): the class counted as right for accuracy."""
+        return self.Y.argmax(dim=1)
+
+    def target_columns(self, index: Tensor) -> Tensor:
+        """The class-major targets of the samples ``index`` (labels (m,) or Yᵀ columns (k, m))."""
+        T = self.targets
+        return T.index_select(0 if T.ndim == 1 else 1, index)
+
+    def class_major_chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Row blocks ``(X_c (m, d), T_c)`` with the targets as in :attr:`targets`."""
+        T = self.targets
+        for s in range(0, self.n, self.chunk_rows):
+            e = s + self.chunk_rows
+            yield self.X[s:e], (T[s:e] if T.ndim == 1 else T[:, s:e])
+
+    def hessian_diagonal_at_uniform(self) -> Tensor:
+        r"""A diagonal preconditioner: diag ∇²F at uniform predictions, flattened like θ.
+
+        For softmax losses at P = 1/k: H_ii = E[x_a²]·c + λ for W[a, i] and c for b[i], with
+        c = (1/k)(1 - 1/k); for the squared loss c = 1. One pass over X (column second moments).
+        """
+        k = self.k
+        c = (1.0 / k) * (1.0 - 1.0 / k) if self.loss.classification else 1.0
+        sq = self.X.new_zeros(self.d, dtype=torch.float64)
+        for Xc, _ in self.chunks():
+            sq += Xc.to(torch.float64).square().sum(dim=0)
+        diag_W = (sq / self.n * c + self.weight_decay)[:, None].expand(self.d, k)
+        diag_b = torch.full((1, k), c, dtype=torch.float64, device=self.X.device)
+        return torch.cat([diag_W, diag_b]).reshape(-1).to(self.dtype)
+
     def penalty(self, params: Params) -> Tensor:
         return 0.5 * self.weight_decay * params.W.square().sum()
 
     # full-batch objective ----------------------------------------------------------
+    # Computed in the class-major layout Zᵀ = Wᵀ Xᵀ + b (k, m) per chunk: the same sums, with
+    # PyTorch's fast kernels for a small k (see losses); ∇_W F is accumulated as Gᵀ X (k, d).
     def value(self, params: Params) -> Tensor:
         """F(W, b), a 0-d tensor."""
+        Wt, b = params.W.T.contiguous(), params.b[:, None]
         total = params.W.new_zeros(())
-        for Xc, Yc in self.chunks():
-            total += self.loss.value(torch.addmm(params.b, Xc, params.W), Yc) * (Xc.shape[0] / self.n)
+        for Xc, Tc in self.class_major_chunks():
+            total += self.loss.value(torch.addmm(b, Wt, Xc.T), Tc, dim=0) * (Xc.shape[0] / self.n)
         return total + self.penalty(params)
 
     def value_and_grad(self, params: Params) -> tuple[Tensor, Tensor, Tensor]:
         """(F, ∇_W F (d, k), ∇_b F (k,))."""
+        Wt, b = params.W.T.contiguous(), params.b[:, None]
         F = params.W.new_zeros(())
-        gW = torch.zeros_like(params.W)
+        gWt = torch.zeros_like(Wt)                            # (k, d)
         gb = torch.zeros_like(params.b)
-        for Xc, Yc in self.chunks():
+        for Xc, Tc in self.class_major_chunks():
             w = Xc.shape[0] / self.n                          # chunk mean → global mean
-            Lc, Gc = self.loss.value_and_grad(torch.addmm(params.b, Xc, params.W), Yc)
+            Lc, Gt = self.loss.value_and_grad(torch.addmm(b, Wt, Xc.T), Tc, dim=0)   # Gᵀ (k, m)
             F += Lc * w
-            gW.addmm_(Xc.T, Gc, alpha=w)                      # Xᵀ G
-            gb += Gc.sum(dim=0) * w
+            gWt.addmm_(Gt, Xc, alpha=w)                       # Gᵀ X
+            gb.add_(Gt.sum(dim=1), alpha=w)
+        gW = gWt.T.contiguous()
         if self.weight_decay:
             gW.add_(params.W, alpha=self.weight_decay)
         return F + self.penalty(params), gW, gb
@@ -129,16 +178,19 @@ class Problem:
         return H.reshape((d + 1) * k, (d + 1) * k)
 
     def hvp(self, params: Params, VW: Tensor, Vb: Tensor) -> tuple[Tensor, Tensor]:
-        """Hessian-vector product ∇²F · (V_W, V_b) without forming ∇²F."""
-        HW = torch.zeros_like(params.W)
+        """Hessian-vector product ∇²F · (V_W, V_b) without forming ∇²F (class-major per chunk)."""
+        Wt, b = params.W.T.contiguous(), params.b[:, None]
+        VWt, vb = VW.T.contiguous(), Vb[:, None]
+        HWt = torch.zeros_like(Wt)
         Hb = torch.zeros_like(params.b)
-        for Xc, Yc in self.chunks():
+        for Xc, Tc in self.class_major_chunks():
             w = Xc.shape[0] / self.n
-            Z = torch.addmm(params.b, Xc, params.W)
-            ZV = torch.addmm(Vb, Xc, VW)                     # directional change of Z (n_c, k)
-            M = self.loss.hvp(Z, Yc, ZV)                     # (n_c, k)
-            HW.addmm_(Xc.T, M, alpha=w)
-            Hb += M.sum(dim=0) * w
+            Zt = torch.addmm(b, Wt, Xc.T)                    # (k, m)
+            ZVt = torch.addmm(vb, VWt, Xc.T)                 # directional change of Zᵀ (k, m)
+            Mt = self.loss.hvp(Zt, Tc, ZVt, dim=0)           # (k, m)
+            HWt.addmm_(Mt, Xc, alpha=w)
+            Hb.add_(Mt.sum(dim=1), alpha=w)
+        HW = HWt.T.contiguous()
         if self.weight_decay:
             HW.add_(VW, alpha=self.weight_decay)
         return HW, Hb

@@ -7,6 +7,13 @@ solver's job), then backtrack t = 1, ½, ¼, … until the Armijo condition
 
 holds. The accepted point's value and gradient are kept for the next iteration, so an
 iteration whose first trial step is accepted costs one gradient evaluation.
+
+Solvers that are not invariant to linear changes of variables (L-BFGS, Newton-CG) iterate
+in *centred* coordinates (W, c) with c = b + Wᵀx̄ — the same objective (the intercept
+absorbs the feature means exactly), far better conditioned when features have non-zero
+means (pixels: L-BFGS needs 28 iterations instead of 107 on the reference workload).
+No centred copy of X is made: :class:`Centred` maps parameters, gradients and
+Hessian-vector products through the change of variables.
 """
 
 from __future__ import annotations
@@ -32,9 +39,62 @@ def unflat(v: Tensor, d: int, k: int) -> tuple[Tensor, Tensor]:
     return Vb[:-1], Vb[-1]
 
 
+class Centred:
+    r"""``problem`` in the coordinates (W, c), c = b + Wᵀx̄ (x̄ the feature means).
+
+    With J: (W, c) ↦ (W, b = c - Wᵀx̄):  F' = F∘J,  ∇F' = Jᵀ∇F = (∇_W F - x̄ ∇_b Fᵀ, ∇_b F),
+    ∇²F' v = Jᵀ ∇²F J v. Same interface as :class:`~linearnets.objective.Problem`.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        total = problem.X.new_zeros(problem.d, dtype=torch.float64)
+        for Xc, _ in problem.chunks():
+            total += Xc.to(torch.float64).sum(dim=0)
+        self.mean = (total / problem.n).to(problem.dtype)                    # x̄ (d,)
+
+    n = property(lambda self: self.problem.n)
+    d = property(lambda self: self.problem.d)
+    k = property(lambda self: self.problem.k)
+
+    def to_real(self, p: Params) -> Params:
+        return Params(p.W, p.b - p.W.T @ self.mean)
+
+    def from_real(self, p: Params) -> Params:
+        return Params(p.W.clone(), p.b + p.W.T @ self.mean)
+
+    def value(self, p: Params) -> Tensor:
+        return self.problem.value(self.to_real(p))
+
+    def value_and_grad(self, p: Params):
+        F, gW, gb = self.problem.value_and_grad(self.to_real(p))
+        return F, gW - torch.outer(self.mean, gb), gb
+
+    def hvp(self, p: Params, VW: Tensor, Vc: Tensor):
+        HW, Hb = self.problem.hvp(self.to_real(p), VW, Vc - VW.T @ self.mean)
+        return HW - torch.outer(self.mean, Hb), Hb
+
+
 class FullBatchSolver(Solver):
+    centred = False                  # iterate in the centred coordinates of :class:`Centred`
+
     def init(self, problem: Problem, params: Params) -> None:
         self._cache = None           # (problem, F, gW, gb) at the current params
+        self._space = None           # (problem, Centred(problem))
+        self._work = None            # (real params last written, params in solver coordinates)
+
+    def _coordinates(self, problem: Problem, params: Params):
+        """The space the solver iterates in and the current point in it."""
+        if not self.centred:
+            return problem, params
+        if self._space is None or self._space[0] is not problem:
+            self._space = (problem, Centred(problem))
+            self._work = None
+        space = self._space[1]
+        if self._work is None or not (torch.equal(self._work[0].W, params.W)
+                                      and torch.equal(self._work[0].b, params.b)):
+            self._work = (params.clone(), space.from_real(params))   # (re)sync after outside changes
+        return space, self._work[1]
 
     def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
         raise NotImplementedError
@@ -43,6 +103,15 @@ class FullBatchSolver(Solver):
         """Hook for quasi-Newton memory: s = θ_new - θ_old."""
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
+        space, work = self._coordinates(problem, params)
+        try:
+            return self._iterate(space, work, guard)
+        finally:
+            if work is not params:                        # write the point back in (W, b)
+                params.copy_(space.to_real(work))
+                self._work = (params.clone(), work)
+
+    def _iterate(self, problem, params: Params, guard: DivergenceGuard) -> EpochStats:
         cached = self._cache is not None and self._cache[0] is problem
         F, gW, gb = self._cache[1:] if cached else problem.value_and_grad(params)
         value = guard.check(F, params)

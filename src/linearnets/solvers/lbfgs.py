@@ -20,6 +20,7 @@ from .fullbatch import FullBatchSolver
 
 class LBFGS(FullBatchSolver):
     name = "lbfgs"
+    centred = True
 
     def init(self, problem: Problem, params: Params) -> None:
         super().init(problem, params)

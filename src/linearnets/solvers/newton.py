@@ -38,6 +38,7 @@ class Newton(FullBatchSolver):
 
 class NewtonCG(FullBatchSolver):
     name = "newton-cg"
+    centred = True
     max_cg_iter = 250
 
     def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:

@@ -33,29 +33,16 @@ class SGD(Solver):
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self.vW = torch.zeros_like(params.W.T) if self.config.momentum else None   # (k, d)
         self.vb = torch.zeros_like(params.b) if self.config.momentum else None
-        self._targets = None
-
-    def _targets_of(self, problem: Problem):
-        """(targets, labels), cached per problem: integer labels when every target row is one-hot
-        (the loss then skips the dense rows), else Yᵀ (k, n); labels = argmax of each row."""
-        if self._targets is None or self._targets[0] is not problem:
-            Y = problem.Y
-            labels = Y.argmax(dim=1) if problem.loss.classification else None
-            one_hot = labels is not None and bool(
-                (Y.gather(1, labels[:, None]) == 1).all() and (Y.sum(dim=1) == 1).all())
-            targets = labels if one_hot else Y.T.contiguous()
-            self._targets = (problem, targets, labels)
-        return self._targets[1], self._targets[2]
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
         X, loss, wd, mu = problem.X, problem.loss, problem.weight_decay, self.config.momentum
-        targets, labels = self._targets_of(problem)
+        labels = problem.labels if problem.loss.classification else None
         lr = learning_rate(self.config, epoch)
         B, n, k = int(self.config.batch_size), problem.n, problem.k
         perm = torch.randperm(n, generator=self.generator).to(X.device)
         batches = perm.split(B)
         # targets in the order of this epoch: labels (n,) or Yᵀ (k, n), sliced per batch below
-        T = targets.index_select(0 if targets.ndim == 1 else 1, perm)
+        T = problem.target_columns(perm)
         T_batches = T.split(B, dim=0 if T.ndim == 1 else 1)
         # double buffer: step t reads (W_t, b_t) from one pair and writes (W_t+1, b_t+1) into the
         # other, so the last parameters with a finite loss are always at hand, without copies

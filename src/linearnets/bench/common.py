@@ -35,13 +35,16 @@ class PeakRSS:
     """Peak resident memory added while the block runs (Linux: VmHWM reset via clear_refs)."""
 
     def __enter__(self):
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        self.base = _status("VmRSS")
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.base = _status("VmRSS")
+        except OSError:                                   # not Linux: no measurement
+            self.base = None
         return self
 
     def __exit__(self, *exc):
-        self.peak = _status("VmHWM") - self.base
+        self.peak = float("nan") if self.base is None else _status("VmHWM") - self.base
 
     @property
     def mib(self) -> float:

@@ -1,0 +1,8 @@
+"""Benchmarks: side-by-side timings measured in one process (``linearnets bench``).
+
+sgd      one SGD epoch on the reference workload vs the floor, PyTorch, the book's loop, scikit-learn
+exact    the closed form at n = 1e6, d = 100 vs a bare Gram + Cholesky and scikit-learn
+optimum  time to scikit-learn LogisticRegression's optimum with newton / newton-cg / lbfgs
+"""
+
+BENCHMARKS = ("sgd", "exact", "optimum")
