@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import linearnets as ln
-from linearnets.lab import CLAIMS
 from linearnets.lab.base import describe, verdict_from
 
 IDS = [f"C{i}" for i in range(1, 12)]

@@ -238,7 +238,7 @@ def cmd_data(args) -> int:
     from . import data
 
     if args.action == "list":
-        print(f"built-in (offline): digits, diabetes, synthetic-regression, synthetic-fashion")
+        print("built-in (offline): digits, diabetes, synthetic-regression, synthetic-fashion")
         home = data.data_home()
         for name in data.DATASETS:
             state = "cached" if all(v for v in data.verify(name).values()) else "not downloaded"

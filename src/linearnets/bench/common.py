@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 
 import torch
 
-
-def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from ..timing import median_time  # noqa: F401  (re-exported for the benchmarks)
 
 
 def machine() -> str:

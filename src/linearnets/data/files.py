@@ -26,7 +26,7 @@ def _frame(path: Path):
             return pd.read_csv(path)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
-    except (pd.errors.EmptyDataError,) as e:
+    except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: empty file ({e})") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
         raise FormatError(f"{path}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None

@@ -14,6 +14,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..timing import median_time as timeit  # noqa: F401  (the experiments' timer)
+
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
 
@@ -121,18 +123,6 @@ class Stopwatch:
             def __exit__(self, *exc):
                 sw.excluded += time.perf_counter() - self.t
         return _Pause()
-
-
-def timeit(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def power_law_exponent(x, y) -> float:

@@ -51,7 +51,6 @@ def run(config, deps=None) -> Result:
         cg_bytes = 5 * p * item + 3 * n * 10 * item       # x, r, p, Hp, g + Z, Z_V, M of one hvp
         rows.append({"d": d, "p": p, "hessian_bytes": H.nelement() * item, "form_seconds": form_s,
                      "solve_seconds": solve_s, "newton_cg_bytes": cg_bytes, "hvp_seconds": hvp_s})
-        del H
     p = [r["p"] for r in rows]
     top = slice(-4, None)
     e_mem = power_law_exponent(p, [r["hessian_bytes"] for r in rows])

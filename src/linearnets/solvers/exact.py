@@ -81,7 +81,7 @@ class MomentAccumulator:
         r"""F at the least-squares intercept, from the moments (no pass over the data):
         ½ tr(C_yy - 2 Wᵀc + WᵀCW) + (λ/2)||W||²."""
         _, _, C, c = self.moments()
-        mx, my = self.sx / self.n, self.sy / self.n
+        my = self.sy / self.n
         Cyy = self.syy / self.n - torch.outer(my, my)
         F = 0.5 * float(torch.trace(Cyy) - 2 * (W * c).sum() + (W * (C @ W)).sum())
         return max(F, 0.0) + 0.5 * lam * float(W.square().sum())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 
-import torch
 from torch import Tensor
 
 from ..objective import Problem
