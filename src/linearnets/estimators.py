@@ -135,10 +135,8 @@ class _LinearModel(BaseEstimator):
         first = not hasattr(self, "_params")
         if first:
             self._check_settings()
-            if classes is not None:
-                self._preset_classes = np.asarray(classes)
         X, y = self._validate_Xy(X, y, reset=first)
-        Y = self._targets(y, reset=first)
+        Y = self._targets(y, reset=first, classes=classes if first else None)
         params = (Params.zeros(X.shape[1], Y.shape[1], dtype=self._dtype, device=self._device)
                   if first else self._params)
         return self._run(X, Y, params, epochs=1, callbacks=None, eval_set=None, fresh=first)
@@ -247,7 +245,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     def _loss(self):
         return get_loss("squared")
 
-    def _targets(self, y, reset: bool) -> torch.Tensor:
+    def _targets(self, y, reset: bool, classes=None) -> torch.Tensor:
         y = np.asarray(y, dtype=np.float64)
         if reset:
             self._y_1d = y.ndim == 1
@@ -315,7 +313,9 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
     def _loss(self):
         return get_loss(self.loss)
 
-    def _targets(self, y, reset: bool) -> torch.Tensor:
+    def _targets(self, y, reset: bool, classes=None) -> torch.Tensor:
+        """Labels → one-hot rows over ``classes_`` (all classes from ``classes`` when given, as in
+        scikit-learn's partial_fit); probability rows pass through as soft targets."""
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:
             Y = self._soft_targets(y, reset)
@@ -327,8 +327,7 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
             except ValueError as e:
                 raise DataError(str(e)) from e
             if reset:
-                classes = getattr(self, "_preset_classes", None)
-                self.classes_ = np.unique(y) if classes is None else np.unique(classes)
+                self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
                 if len(self.classes_) < 2:
                     raise DataError(f"{type(self).__name__} needs samples of at least 2 classes, "
                                     f"got 1 class ({self.classes_[0]!r})")

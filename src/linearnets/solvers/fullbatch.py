@@ -114,7 +114,9 @@ class FullBatchSolver(Solver):
     def _iterate(self, problem, params: Params, guard: DivergenceGuard) -> EpochStats:
         cached = self._cache is not None and self._cache[0] is problem
         F, gW, gb = self._cache[1:] if cached else problem.value_and_grad(params)
-        value = guard.check(F, params)
+        # no snapshot needed: the line search never accepts a point with a non-finite value, so
+        # only the starting point can fail here, and there is nothing earlier to go back to
+        value = guard.check(F, None)
         gmax = float(torch.maximum(gW.abs().max(), gb.abs().max()))
         if gmax <= self.config.tol:
             return EpochStats(loss=value, samples=problem.n, steps=0, grad_max=gmax, converged=True)
