@@ -59,7 +59,11 @@ def resolve_dtype(dtype, solver: str) -> torch.dtype:
 
 
 def _as_numpy(a):
+    """torch tensors → NumPy; half-precision inputs (float16, bfloat16) are widened to float32
+    (training and prediction run in float32 or float64; ``dtype="float16"`` is refused)."""
     if isinstance(a, torch.Tensor):
+        if a.dtype in (torch.float16, torch.bfloat16):
+            a = a.float()
         return a.detach().cpu().numpy()
     return a
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
+import math
 import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +73,12 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         if len(dims_raw) < 4 * ndim:
             raise FormatError(f"{source}: truncated IDX header")
         shape = struct.unpack(f">{ndim}I", dims_raw)
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(shape) * dtype.itemsize        # Python ints: no int64 overflow
         if expected > MAX_IDX_BYTES:
             raise FormatError(f"{source}: header declares {expected} bytes of data, more than the "
                               f"{MAX_IDX_BYTES} allowed")
         body = stream.read(expected + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:       # corrupt or truncated gzip
+    except (OSError, EOFError, zlib.error) as e:              # corrupt or truncated gzip
         raise FormatError(f"{source}: corrupt or truncated gzip stream ({e})") from None
     if len(body) < expected:
         raise FormatError(f"{source}: truncated: header {shape} needs {expected} bytes of data, "
@@ -142,8 +145,8 @@ def download_file(url: str, dest, sha256: str, *, timeout: float = 30.0) -> Path
             if h.hexdigest() != sha256:
                 raise ChecksumError(f"{url}: SHA-256 {h.hexdigest()} does not match the expected "
                                     f"{sha256}; the file was not kept")
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-        if isinstance(e, (DownloadError,)):
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as e:
+        if isinstance(e, DownloadError):
             raise
         raise DownloadError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
     return dest
