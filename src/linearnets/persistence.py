@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_bytes, atomic_write_json
-from .errors import ModelFileError
+from .errors import LinearnetsError, ModelFileError
 from .params import Params
 
 FORMAT = "linearnets-model"
@@ -94,9 +94,10 @@ def load(path, *, device: str = "cpu"):
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise ModelFileError(f"{card_path} is not a linearnets model card (format != {FORMAT!r})")
     classes = {"LinearRegression": LinearRegression, "SoftmaxRegression": SoftmaxRegression}
-    cls = classes.get(card.get("estimator"))
+    estimator = card.get("estimator")
+    cls = classes.get(estimator) if isinstance(estimator, str) else None
     if cls is None:
-        raise ModelFileError(f"{card_path}: unknown estimator {card.get('estimator')!r}")
+        raise ModelFileError(f"{card_path}: unknown estimator {estimator!r}")
     try:
         tensors = st_load(weights_path.read_bytes())
     except (SafetensorError, ValueError, OSError) as e:
@@ -116,20 +117,31 @@ def load(path, *, device: str = "cpu"):
     if unknown:
         raise ModelFileError(f"{card_path}: unknown hyperparameters {sorted(unknown)}")
     hyper["device"] = device
-    model = cls(**hyper)
-    dev = resolve_device(device)
-    model._device, model._dtype = dev, W.dtype
-    model.n_features_in_ = d
-    if card.get("feature_names"):
-        model.feature_names_in_ = np.asarray(card["feature_names"], dtype=object)
-    if cls is SoftmaxRegression:
-        if not isinstance(card.get("classes"), list) or len(card["classes"]) != k:
-            raise ModelFileError(f"{card_path}: 'classes' must list {k} classes")
-        dtype = card.get("classes_dtype") or None
-        model.classes_ = np.asarray(card["classes"], dtype=object if dtype == "object" else dtype)
-    else:
-        model._y_1d = bool(card.get("y_1d", k == 1))
-    model.history_ = []
-    model.n_iter_ = int(card.get("metrics", {}).get("n_iter", 0))
+    try:
+        model = cls(**hyper)
+        model._check_settings()                       # the card's settings must be valid ones
+        dev = resolve_device(device)
+        model._device, model._dtype = dev, W.dtype
+        model.n_features_in_ = d
+        if card.get("feature_names"):
+            names = card["feature_names"]
+            if not isinstance(names, list) or len(names) != d:
+                raise ModelFileError(f"{card_path}: 'feature_names' must list {d} names")
+            model.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
+        if cls is SoftmaxRegression:
+            if not isinstance(card.get("classes"), list) or len(card["classes"]) != k:
+                raise ModelFileError(f"{card_path}: 'classes' must list {k} classes")
+            dtype = card.get("classes_dtype") or None
+            model.classes_ = np.asarray(card["classes"], dtype=object if dtype == "object" else dtype)
+        else:
+            model._y_1d = bool(card.get("y_1d", k == 1))
+        model.history_ = []
+        model.n_iter_ = int((card.get("metrics") or {}).get("n_iter", 0))
+    except ModelFileError:
+        raise
+    except (LinearnetsError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ModelFileError(f"{card_path}: invalid card ({type(e).__name__}: {e})") from None
+    if W.dtype not in (torch.float32, torch.float64) or b.dtype != W.dtype:
+        raise ModelFileError(f"{weights_path}: weights must be float32 or float64, got {W.dtype}/{b.dtype}")
     model._finish(Params(W.to(dev), b.to(dev)))
     return model

@@ -18,19 +18,24 @@ SUFFIXES = (".csv", ".npy", ".parquet", ".pq")
 
 
 def _frame(path: Path):
+    import warnings
+
     import pandas as pd
 
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise FormatError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # mixed-type and parser warnings: we check columns
+            return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: empty file ({e})") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise FormatError(f"{path}: cannot read as {suffix[1:]}: {str(e).splitlines()[0]}") from None
-    raise FormatError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    except MemoryError:
+        raise FormatError(f"{path}: the file declares more data than fits in memory") from None
+    except Exception as e:                           # any parser failure on untrusted bytes
+        msg = (str(e).splitlines() or [type(e).__name__])[0]
+        raise FormatError(f"{path}: cannot read as {suffix[1:]}: {type(e).__name__}: {msg}") from None
 
 
 def _npy(path: Path) -> np.ndarray:
