@@ -1,7 +1,6 @@
 """Every CLI error path, through a real subprocess: one line naming the problem and the fix,
 exit status 2, no traceback — and no output left behind."""
 
-import json
 import os
 import subprocess
 import sys

@@ -10,7 +10,6 @@ reader; ``-m slow`` runs 2000+ per reader (the HYPOTHESIS_CASES environment vari
 
 import gzip
 import io
-import json
 import os
 import struct
 import tempfile
@@ -151,7 +150,7 @@ def test_fuzz_reader_slow(name):
 def test_valid_seeds_parse():
     """The mutations start from files that do load (so the fuzzing is near the real format)."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (valid, make) in READERS.items():
+        for valid, make in READERS.values():
             make(Path(tmp), valid)()
 
 
