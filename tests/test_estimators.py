@@ -28,9 +28,10 @@ def test_check_estimator_fast(est):
 
 
 @pytest.mark.slow
+# float64 for SGD: check_estimator compares predictions on subsets to rtol 1e-7, below float32 rounding
 @pytest.mark.parametrize("est", [ln.LinearRegression(solver="newton"),
                                  ln.SoftmaxRegression(solver="newton", epochs=50),
-                                 ln.SoftmaxRegression(solver="sgd", lr=0.5, batch_size=16, epochs=30)],
+                                 ln.SoftmaxRegression(solver="sgd", lr=0.5, batch_size=16, epochs=30, dtype="float64")],
                          ids=["linear-newton", "softmax-newton", "softmax-sgd"])
 def test_check_estimator_slow(est):
     run_check_estimator(est)
