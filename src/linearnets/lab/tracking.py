@@ -49,7 +49,7 @@ class Track(Callback):
 
 def accuracy(problem: Problem, params: Params) -> float:
     Z = torch.addmm(params.b, problem.X, params.W)
-    return float((Z.argmax(1) == problem.Y.argmax(1)).double().mean())
+    return float((Z.argmax(1) == problem.labels).double().mean())
 
 
 def run_solver(problem: Problem, solver: str, *, epochs: int, params: Params | None = None,
