@@ -105,21 +105,6 @@ class Problem:
             e = s + self.chunk_rows
             yield self.X[s:e], (T[s:e] if T.ndim == 1 else T[:, s:e])
 
-    def hessian_diagonal_at_uniform(self) -> Tensor:
-        r"""A diagonal preconditioner: diag ∇²F at uniform predictions, flattened like θ.
-
-        For softmax losses at P = 1/k: H_ii = E[x_a²]·c + λ for W[a, i] and c for b[i], with
-        c = (1/k)(1 - 1/k); for the squared loss c = 1. One pass over X (column second moments).
-        """
-        k = self.k
-        c = (1.0 / k) * (1.0 - 1.0 / k) if self.loss.classification else 1.0
-        sq = self.X.new_zeros(self.d, dtype=torch.float64)
-        for Xc, _ in self.chunks():
-            sq += Xc.to(torch.float64).square().sum(dim=0)
-        diag_W = (sq / self.n * c + self.weight_decay)[:, None].expand(self.d, k)
-        diag_b = torch.full((1, k), c, dtype=torch.float64, device=self.X.device)
-        return torch.cat([diag_W, diag_b]).reshape(-1).to(self.dtype)
-
     def penalty(self, params: Params) -> Tensor:
         return 0.5 * self.weight_decay * params.W.square().sum()
 
@@ -133,6 +118,19 @@ class Problem:
         for Xc, Tc in self.class_major_chunks():
             total += self.loss.value(torch.addmm(b, Wt, Xc.T), Tc, dim=0) * (Xc.shape[0] / self.n)
         return total + self.penalty(params)
+
+    def value_and_accuracy(self, params: Params) -> tuple[Tensor, float]:
+        """(F, fraction of samples whose largest logit is their label's), in one pass."""
+        Wt, b = params.W.T.contiguous(), params.b[:, None]
+        total = params.W.new_zeros(())
+        hits = 0
+        labels = self.labels
+        for s, (Xc, Tc) in zip(range(0, self.n, self.chunk_rows), self.class_major_chunks()):
+            Zt = torch.addmm(b, Wt, Xc.T)                                   # (k, m)
+            total += self.loss.value(Zt, Tc, dim=0) * (Xc.shape[0] / self.n)
+            lab = labels[s:s + Xc.shape[0]][None, :]
+            hits += int((Zt.gather(0, lab) >= Zt.amax(dim=0, keepdim=True)).sum())
+        return total + self.penalty(params), hits / self.n
 
     def value_and_grad(self, params: Params) -> tuple[Tensor, Tensor, Tensor]:
         """(F, ∇_W F (d, k), ∇_b F (k,))."""

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Sequence
 
-import torch
 
 from .objective import Problem
 from .params import Params
@@ -55,13 +54,12 @@ class Evaluate(Callback):
         self.problem, self.prefix = problem, prefix
 
     def on_epoch_end(self, record, params):
-        record[self.prefix + "loss"] = float(self.problem.value(params))
         if self.problem.loss.classification:
-            hits = 0
-            for Xc, Yc in self.problem.chunks():
-                Z = torch.addmm(params.b, Xc, params.W)
-                hits += int((Z.argmax(dim=1) == Yc.argmax(dim=1)).sum())
-            record[self.prefix + "accuracy"] = hits / self.problem.n
+            F, acc = self.problem.value_and_accuracy(params)
+            record[self.prefix + "accuracy"] = acc
+        else:
+            F = self.problem.value(params)
+        record[self.prefix + "loss"] = float(F)
 
 
 class EarlyStopping(Callback):
