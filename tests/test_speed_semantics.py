@@ -7,6 +7,7 @@ import torch
 
 import linearnets as ln
 from helpers import relerr
+from linearnets.data.stream import epoch_generator
 from linearnets.losses import get_loss, one_hot, smooth_labels
 from linearnets.objective import Problem
 from linearnets.params import Params
@@ -20,8 +21,8 @@ def reference_sgd(X, Y, loss, *, lr, batch_size, epochs, wd, momentum, seed):
     k = Y.shape[1]
     W, b = torch.zeros(d, k, dtype=X.dtype), torch.zeros(k, dtype=X.dtype)
     vW, vb = torch.zeros_like(W), torch.zeros_like(b)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    for epoch in range(epochs):                                 # the order: one permutation per epoch,
+        g = epoch_generator(seed, epoch)                        # drawn from (seed, epoch) alone
         for idx in torch.randperm(n, generator=g).split(batch_size):
             Z = X[idx] @ W + b
             _, G = loss.value_and_grad(Z, Y[idx])               # dL/dZ (B, k), mean over the batch

@@ -10,14 +10,15 @@ Public API (re-exports only)::
 __version__ = "0.1.0"
 
 from . import data, losses
-from .errors import (ChecksumError, ConfigError, DataError, DivergenceError, DownloadError,
-                     FormatError, IllConditionedWarning, LinearnetsError, ModelFileError)
+from .errors import (CheckpointError, ChecksumError, ConfigError, DataError, DistributedError, DivergenceError,
+                     DownloadError, FormatError, IllConditionedWarning, LinearnetsError, ModelFileError)
 from .estimators import LinearRegression, SoftmaxRegression
 from .persistence import load
 
 __all__ = [
     "LinearRegression", "SoftmaxRegression", "load", "data", "losses",
     "LinearnetsError", "DataError", "FormatError", "ChecksumError", "DownloadError",
-    "ModelFileError", "DivergenceError", "ConfigError", "IllConditionedWarning",
+    "ModelFileError", "DivergenceError", "ConfigError", "CheckpointError", "DistributedError",
+    "IllConditionedWarning",
     "__version__",
 ]

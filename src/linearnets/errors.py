@@ -16,6 +16,8 @@ __all__ = [
     "ModelFileError",
     "DivergenceError",
     "ConfigError",
+    "CheckpointError",
+    "DistributedError",
     "IllConditionedWarning",
 ]
 
@@ -59,6 +61,14 @@ class DivergenceError(LinearnetsError, ArithmeticError):
                  step: int | None = None, loss: float | None = None):
         super().__init__(message)
         self.lr, self.epoch, self.step, self.loss = lr, epoch, step, loss
+
+
+class CheckpointError(LinearnetsError, ValueError):
+    """A checkpoint is unreadable, or was written by a run with other settings."""
+
+
+class DistributedError(LinearnetsError, RuntimeError):
+    """A data-parallel run lost a rank (or could not start); the others stop instead of hanging."""
 
 
 class IllConditionedWarning(UserWarning):

@@ -90,32 +90,50 @@ class EarlyStopping(Callback):
 
 
 def train(problem: Problem, params: Params, solver: Solver, *, epochs: int,
-          callbacks: Sequence[Callback] = (), start_epoch: int = 0, init: bool = True) -> History:
+          callbacks: Sequence[Callback] = (), start_epoch: int = 0, init: bool = True,
+          checkpointer=None, resume=None) -> History:
     """Run up to ``epochs`` epochs of ``solver`` on ``problem``, updating ``params`` in place.
 
     Raises :class:`~linearnets.DivergenceError` at the first non-finite or exploding
     loss; ``params`` then hold the last parameters whose loss was finite.
-    ``start_epoch``/``init=False`` continue an earlier run (``partial_fit``, resume).
+    ``start_epoch``/``init=False`` continue an earlier run (``partial_fit``).
+    ``checkpointer`` (:class:`~linearnets.checkpoint.Checkpointer`) writes a checkpoint
+    after every epoch and, for minibatch solvers, every ``every_steps`` steps;
+    ``resume`` (a :class:`~linearnets.checkpoint.Checkpoint`) continues from one — the
+    returned history then holds only the epochs run by this call.
     """
     if solver.squared_only and problem.loss.classification:
         from .errors import ConfigError
         raise ConfigError(f"solver {solver.name!r} is the closed form of the squared loss; "
                           f"use sgd, gd, newton, newton-cg or lbfgs for {problem.loss.name}")
     history = History()
-    guard = DivergenceGuard(params, solver.config.lr if solver.uses_lr else None)
     if init:
         solver.init(problem, params)
+    if resume is not None:
+        params.copy_(resume.params)
+        solver.load_state_dict(resume.solver_state)
+        solver.resume_at(resume.epoch, resume.step, resume.partial)
+        start_epoch = resume.epoch
+    guard = DivergenceGuard(params, solver.config.lr if solver.uses_lr else None)
+    if resume is not None and resume.guard_limit is not None:
+        guard.limit = resume.guard_limit
+    solver.checkpointer = checkpointer
+    if checkpointer is not None:
+        checkpointer.guard = guard
+        if resume is not None:
+            checkpointer.history = list(resume.history)
     for cb in callbacks:
         cb.on_train_begin(epochs - start_epoch)
     try:
-        _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs)
+        _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs, checkpointer)
     finally:
+        solver.checkpointer = None
         for cb in callbacks:
             cb.on_train_end(history)
     return history
 
 
-def _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs):
+def _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs, checkpointer):
     for epoch in range(start_epoch, epochs):
         guard.epoch = epoch
         t0 = time.perf_counter()
@@ -141,5 +159,8 @@ def _loop(problem, params, solver, guard, history, callbacks, start_epoch, epoch
             stop = bool(cb.on_epoch_end(record, params)) or stop
         if stats.converged:
             record["converged"] = True
+        if checkpointer is not None:
+            checkpointer.history.append(record)
+            checkpointer.save(epoch=epoch + 1, step=0, params=params, solver_state=solver.state_dict())
         if stop:
             break

@@ -127,9 +127,31 @@ class Solver:
 
     def __init__(self, config: SolverConfig):
         self.config = config
+        self.checkpointer = None         # set by train(): writes checkpoints between steps
+        self._resume: tuple[int, int, dict] | None = None
 
     def init(self, problem: Problem, params: Params) -> None:  # pragma: no cover - default
         pass
+
+    # checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        """The solver's state between steps (momentum, curvature pairs) as named tensors."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        pass
+
+    def resume_at(self, epoch: int, step: int, partial: dict) -> None:
+        """Continue epoch ``epoch`` after its first ``step`` steps, with its sums so far."""
+        self._resume = (epoch, step, partial) if step else None
+
+    def take_resume(self, epoch: int) -> tuple[int, dict]:
+        """(steps to skip, partial sums) for this epoch — (0, {}) unless resuming inside it."""
+        if self._resume is not None and self._resume[0] == epoch:
+            _, step, partial = self._resume
+            self._resume = None
+            return step, partial
+        return 0, {}
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
         raise NotImplementedError

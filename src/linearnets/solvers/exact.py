@@ -41,17 +41,35 @@ class MomentAccumulator:
 
     SHIFT_RATIO = 10.0
 
-    def __init__(self):
+    def __init__(self, comm=None):
         self.n = 0
         self.shift_x = self.shift_y = None
+        self.comm = comm
+
+    def _choose_shift(self, Xc: Tensor, Yc: Tensor) -> None:
+        """Shift by the first chunk's means (rank 0's, shared with every rank in a distributed run)."""
+        mean, std, ymean = Xc.mean(dim=0), Xc.std(dim=0, correction=0), Yc.mean(dim=0)
+        if self.comm is not None:
+            d = mean.shape[0]
+            packed = torch.cat([mean, std, ymean]) if self.comm.rank == 0 else \
+                Xc.new_zeros(2 * d + ymean.shape[0])
+            self.comm.sum_(packed)                                # = rank 0's values everywhere
+            mean, std, ymean = packed[:d], packed[d:2 * d], packed[2 * d:]
+        self.shifted = bool((mean.abs() > self.SHIFT_RATIO * std).any())
+        self.shift_x = mean if self.shifted else torch.zeros_like(mean)
+        self.shift_y = ymean
+
+    def reduce(self) -> None:
+        """Sum the moments over the ranks (a distributed run): every rank then has them all."""
+        if self.comm is not None:
+            n = torch.tensor([float(self.n)], dtype=torch.float64)
+            self.comm.sum_(n, self.sx, self.sy, self.sxx, self.sxy, self.syy)
+            self.n = int(n)
 
     def add(self, Xc: Tensor, Yc: Tensor) -> None:
         Xc, Yc = Xc.to(torch.float64), Yc.to(torch.float64)
         if self.shift_x is None:
-            mean, std = Xc.mean(dim=0), Xc.std(dim=0, correction=0)
-            self.shifted = bool((mean.abs() > self.SHIFT_RATIO * std).any())
-            self.shift_x = mean if self.shifted else torch.zeros_like(mean)
-            self.shift_y = Yc.mean(dim=0)
+            self._choose_shift(Xc, Yc)
             d, k = Xc.shape[1], Yc.shape[1]
             self.sx, self.sy = Xc.new_zeros(d), Xc.new_zeros(k)
             self.sxx, self.sxy, self.syy = Xc.new_zeros(d, d), Xc.new_zeros(d, k), Xc.new_zeros(k, k)
@@ -105,9 +123,10 @@ class Exact(Solver):
     checks_finite = True            # NaN/Inf in X or y make the moments non-finite: checked below
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
-        acc = MomentAccumulator()
+        acc = MomentAccumulator(problem.comm)
         for Xc, Yc in problem.chunks():
             acc.add(Xc, Yc)
+        acc.reduce()
         if not all(bool(torch.isfinite(t).all()) for t in (acc.sx, acc.sxx, acc.sy, acc.sxy)):
             raise DataError("Input X or y contains NaN or infinity (or values too large to square "
                             "in float64); remove or impute them before fitting")
@@ -121,7 +140,7 @@ class Exact(Solver):
         params.W.copy_(W)                                      # (d, k), from float64
         params.b.copy_(mean_y - W.T @ mean_x)
         value = guard.check(acc.loss(W, problem.weight_decay), params)
-        return EpochStats(loss=value, samples=problem.n, steps=1, converged=True,
+        return EpochStats(loss=value, samples=problem.n_total, steps=1, converged=True,
                           extra={"fallback": fallback})
 
 
@@ -140,12 +159,22 @@ def qr_least_squares(problem: Problem, shift_x: Tensor, shift_y: Tensor) -> Tens
         Xc, Yc = Xc.to(torch.float64), Yc.to(torch.float64)
         A = torch.cat([Xc.new_ones(Xc.shape[0], 1), Xc - shift_x, Yc - shift_y], dim=1)
         R = torch.linalg.qr(A if R is None else torch.cat([R, A]), mode="r").R
+    if problem.comm is not None:                         # stack the ranks' R factors, factor again
+        R = R if R is not None else torch.zeros(0, 1 + d + k, dtype=torch.float64, device=problem.device)
+        R = torch.linalg.qr(torch.cat(problem.comm.all_gather(_square(R, 1 + d + k))), mode="r").R
     if problem.weight_decay:
         ridge = R.new_zeros(d, 1 + d + k)
-        ridge[:, 1:1 + d] = (problem.n * problem.weight_decay) ** 0.5 * torch.eye(d, dtype=R.dtype,
+        ridge[:, 1:1 + d] = (problem.n_total * problem.weight_decay) ** 0.5 * torch.eye(d, dtype=R.dtype,
                                                                                    device=R.device)
         R = torch.linalg.qr(torch.cat([R, ridge]), mode="r").R
     Rxx, Rxy = R[1:1 + d, 1:1 + d], R[1:1 + d, 1 + d:]
     if Rxx.device.type == "cpu":
         return torch.linalg.lstsq(Rxx, Rxy, driver="gelsd", rcond=1e-12).solution
     return torch.linalg.pinv(Rxx, rtol=1e-12) @ Rxy          # CUDA lstsq has no min-norm driver
+
+
+def _square(R: Tensor, p: int) -> Tensor:
+    """R padded with zero rows to (p, p) (a rank with fewer than p rows has a shorter R)."""
+    if R.shape[0] == p:
+        return R
+    return torch.cat([R, R.new_zeros(p - R.shape[0], p)])

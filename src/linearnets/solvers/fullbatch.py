@@ -48,12 +48,15 @@ class Centred:
 
     def __init__(self, problem: Problem):
         self.problem = problem
-        total = problem.X.new_zeros(problem.d, dtype=torch.float64)
-        for Xc, _ in problem.chunks():
+        total = torch.zeros(problem.d, dtype=torch.float64, device=problem.device)
+        for Xc, _ in problem.class_major_chunks():
             total += Xc.to(torch.float64).sum(dim=0)
-        self.mean = (total / problem.n).to(problem.dtype)                    # x̄ (d,)
+        if problem.comm is not None:
+            problem.comm.sum_(total)
+        self.mean = (total / problem.n_total).to(problem.dtype)              # x̄ (d,)
 
     n = property(lambda self: self.problem.n)
+    n_total = property(lambda self: self.problem.n_total)
     d = property(lambda self: self.problem.d)
     k = property(lambda self: self.problem.k)
 
@@ -119,7 +122,7 @@ class FullBatchSolver(Solver):
         value = guard.check(F, None)
         gmax = float(torch.maximum(gW.abs().max(), gb.abs().max()))
         if gmax <= self.config.tol:
-            return EpochStats(loss=value, samples=problem.n, steps=0, grad_max=gmax, converged=True)
+            return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, converged=True)
         g = flat(gW, gb)
         delta = self.direction(problem, params, g)
         slope = float(g @ delta)
@@ -139,7 +142,7 @@ class FullBatchSolver(Solver):
         if not accepted:                                  # no decrease possible: at the optimum
             params.set_flat(theta0)
             self._cache = (problem, F, gW, gb)
-            return EpochStats(loss=value, samples=problem.n, steps=0, grad_max=gmax, converged=True)
+            return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, converged=True)
         self._cache = (problem, F_new, gW_new, gb_new)
         self.after_step(t * delta, g, flat(gW_new, gb_new))
-        return EpochStats(loss=f, samples=problem.n, steps=1, grad_max=gmax, extra={"step_size": t})
+        return EpochStats(loss=f, samples=problem.n_total, steps=1, grad_max=gmax, extra={"step_size": t})

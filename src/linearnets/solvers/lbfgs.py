@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import torch
 from torch import Tensor
 
 from ..objective import Problem
@@ -24,6 +25,17 @@ class LBFGS(FullBatchSolver):
     def init(self, problem: Problem, params: Params) -> None:
         super().init(problem, params)
         self.pairs: deque[tuple[Tensor, Tensor, float]] = deque(maxlen=self.config.history_size)
+
+    def state_dict(self) -> dict:
+        if not self.pairs:
+            return {}
+        return {"s": torch.stack([s for s, _, _ in self.pairs]), "y": torch.stack([y for _, y, _ in self.pairs])}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pairs.clear()
+        if "s" in state:
+            for s, y in zip(state["s"], state["y"]):
+                self.pairs.append((s.clone(), y.clone(), 1.0 / float(s @ y)))
 
     def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
         if not self.pairs:

@@ -23,56 +23,90 @@ from .base import DivergenceGuard, EpochStats, Solver, grad_max, learning_rate
 class SGD(Solver):
     """Minibatch SGD. The epoch runs in the class-major layout: ``W_t = Wᵀ`` (k, d), ``Z_t`` (k, B),
     ``G_t`` (k, B) — the same arithmetic as the row layout, with PyTorch's fast kernels for a
-    small class count (softmax over a leading dimension, ``G_tᵀ``-free weight update)."""
+    small class count (softmax over a leading dimension, ``G_tᵀ``-free weight update).
+
+    Batches come from :meth:`Problem.batches` (in memory or streamed from disk). In a
+    data-parallel run every step all-reduces one buffer [Σ G_iᵀx_i, Σ G_i, Σ ℓ_i, m] over the
+    ranks and divides by the global batch size, so P ranks with batch B take the step of one
+    process with the P·B rows of their batches."""
 
     name = "sgd"
     minibatch = True
     uses_lr = True
 
     def init(self, problem: Problem, params: Params) -> None:
-        self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self.vW = torch.zeros_like(params.W.T) if self.config.momentum else None   # (k, d)
         self.vb = torch.zeros_like(params.b) if self.config.momentum else None
 
+    def state_dict(self) -> dict:
+        return {} if self.vW is None else {"vW": self.vW, "vb": self.vb}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.vW is not None:
+            self.vW.copy_(state["vW"])
+            self.vb.copy_(state["vb"])
+
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
-        X, loss, wd, mu = problem.X, problem.loss, problem.weight_decay, self.config.momentum
-        labels = problem.labels if problem.loss.classification else None
+        loss, wd, mu, comm = problem.loss, problem.weight_decay, self.config.momentum, problem.comm
         lr = learning_rate(self.config, epoch)
-        B, n, k = int(self.config.batch_size), problem.n, problem.k
-        perm = torch.randperm(n, generator=self.generator).to(X.device)
-        batches = perm.split(B)
-        # targets in the order of this epoch: labels (n,) or Yᵀ (k, n), sliced per batch below
-        T = problem.target_columns(perm)
-        T_batches = T.split(B, dim=0 if T.ndim == 1 else 1)
+        B, k, d = int(self.config.batch_size), problem.k, problem.d
+        n_steps = problem.steps_per_epoch(B)
+        skip, partial = self.take_resume(epoch)
+        loss_sum, samples = float(partial.get("loss_sum", 0.0)), int(partial.get("samples", 0))
+        hits = torch.tensor(float(partial.get("hits", 0)), dtype=torch.float64, device=problem.device)
+        count_hits = problem.loss.classification
+        ckpt = self.checkpointer
         # double buffer: step t reads (W_t, b_t) from one pair and writes (W_t+1, b_t+1) into the
         # other, so the last parameters with a finite loss are always at hand, without copies
         cur = Params(params.W.T.contiguous(), params.b.clone())          # Wᵀ (k, d), b (k,)
         prev = cur.clone()
-        Z_epoch = X.new_empty(k, n) if labels is not None else None     # logits, for the accuracy
-        loss_sum, steps, pos = 0.0, 0, 0
+        buf = cur.W.new_zeros(k * d + k + 2) if comm is not None else None
+        step = 0
         try:
-            for idx, Tb in zip(batches, T_batches):
-                Xb = X.index_select(0, idx)                              # (B, d)
+            for Xb, Tb, Lb in problem.batches(epoch, B, self.config.seed):
+                step += 1
+                if step <= skip:                                         # resume: replay the order only
+                    continue
                 m = Xb.shape[0]
-                Zt = torch.addmm(cur.b.view(k, 1), cur.W, Xb.T)          # (k, B) = Wᵀ Xᵀ + b
-                if Z_epoch is not None:
-                    Z_epoch[:, pos:pos + m] = Zt
-                L, Gt = loss.value_and_grad(Zt, Tb, dim=0)               # Gt = (dL/dZ)ᵀ (k, B)
-                loss_sum += guard.check(L, None) * m
-                if mu:
-                    gWt = Gt @ Xb                                        # (k, d)
+                if m:
+                    Zt = torch.addmm(cur.b.view(k, 1), cur.W, Xb.T)      # (k, B) = Wᵀ Xᵀ + b
+                    L, Gt = loss.value_and_grad(Zt, Tb, dim=0)           # Gt = (dL/dZ)ᵀ (k, B)
+                    if count_hits:                                       # z_label is the max ⇔ hit
+                        hits += (Zt.gather(0, Lb[None, :]) >= Zt.amax(dim=0, keepdim=True)).sum()
+                if comm is not None:
+                    M = self._all_reduce_step(comm, buf, Xb, Gt if m else None, L if m else None, k, d)
+                    gWt, gb = buf[:k * d].view(k, d), buf[k * d:k * d + k]
+                    loss_sum += guard.check(buf[-2], None) * M
+                    samples += M
                     if wd:
                         gWt.add_(cur.W, alpha=wd)
-                    self.vW.mul_(mu).add_(gWt)
-                    self.vb.mul_(mu).add_(Gt.sum(dim=1))
-                    torch.add(cur.W, self.vW, alpha=-lr, out=prev.W)
-                    torch.add(cur.b, self.vb, alpha=-lr, out=prev.b)
-                else:                                                    # (1 - ηλ) Wᵀ - η Gᵀ X, fused
-                    torch.addmm(cur.W, Gt, Xb, beta=1.0 - lr * wd, alpha=-lr, out=prev.W)
-                    torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=prev.b)
+                    if mu:
+                        self.vW.mul_(mu).add_(gWt)
+                        self.vb.mul_(mu).add_(gb)
+                        gWt, gb = self.vW, self.vb
+                    torch.add(cur.W, gWt, alpha=-lr, out=prev.W)
+                    torch.add(cur.b, gb, alpha=-lr, out=prev.b)
+                elif m:
+                    loss_sum += guard.check(L, None) * m
+                    samples += m
+                    if mu:
+                        gWt = Gt @ Xb                                    # (k, d)
+                        if wd:
+                            gWt.add_(cur.W, alpha=wd)
+                        self.vW.mul_(mu).add_(gWt)
+                        self.vb.mul_(mu).add_(Gt.sum(dim=1))
+                        torch.add(cur.W, self.vW, alpha=-lr, out=prev.W)
+                        torch.add(cur.b, self.vb, alpha=-lr, out=prev.b)
+                    else:                                                # (1 - ηλ) Wᵀ - η Gᵀ X, fused
+                        torch.addmm(cur.W, Gt, Xb, beta=1.0 - lr * wd, alpha=-lr, out=prev.W)
+                        torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=prev.b)
+                else:
+                    continue
                 cur, prev = prev, cur
-                pos += m
-                steps += 1
+                if ckpt is not None and ckpt.due(step) and step < n_steps:
+                    ckpt.save(epoch=epoch, step=step, params=Params(cur.W.T, cur.b),
+                              solver_state=self.state_dict(),
+                              partial={"loss_sum": loss_sum, "samples": samples, "hits": float(hits)})
         except DivergenceError:
             cur = prev                                                   # the last finite-loss params
             raise
@@ -80,10 +114,29 @@ class SGD(Solver):
             params.W.copy_(cur.W.T)
             params.b.copy_(cur.b)
         accuracy = None
-        if labels is not None:                                           # z_label is the max ⇔ hit
-            lab = labels.index_select(0, perm)[None, :]
-            accuracy = float((Z_epoch.gather(0, lab) >= Z_epoch.amax(dim=0, keepdim=True)).sum()) / n
-        return EpochStats(loss=loss_sum / n, samples=n, steps=steps, lr=lr, accuracy=accuracy)
+        if count_hits:
+            if comm is not None:
+                comm.sum_(hits)
+            accuracy = float(hits) / max(samples, 1)
+        return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr,
+                          accuracy=accuracy)
+
+    @staticmethod
+    def _all_reduce_step(comm, buf, Xb, Gt, L, k: int, d: int) -> int:
+        """buf ← Σ over ranks of [m·Gᵀ X_b, m·Σ G, m·L, m], then the sums ÷ M (the global batch)."""
+        if Gt is None:
+            buf.zero_()
+        else:
+            m = Xb.shape[0]
+            torch.mm(Gt, Xb, out=buf[:k * d].view(k, d))
+            torch.sum(Gt, dim=1, out=buf[k * d:k * d + k])
+            buf[-2] = L
+            buf[:-1].mul_(m)
+            buf[-1] = m
+        comm.all_reduce_(buf)
+        M = int(round(float(buf[-1])))
+        buf[:-1].div_(M)
+        return M
 
 
 class GD(SGD):
@@ -94,7 +147,7 @@ class GD(SGD):
 
     def init(self, problem: Problem, params: Params) -> None:
         super().init(problem, params)
-        self.vW = self.vW.T if self.vW is not None else None         # GD works in the row layout
+        self.vW = self.vW.T.contiguous() if self.vW is not None else None   # GD works in the row layout
 
     def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
         lr = learning_rate(self.config, epoch)
@@ -102,7 +155,7 @@ class GD(SGD):
         value = guard.check(F, params)
         gmax = grad_max(gW, gb)
         if gmax <= self.config.tol:
-            return EpochStats(loss=value, samples=problem.n, steps=0, lr=lr, grad_max=gmax, converged=True)
+            return EpochStats(loss=value, samples=problem.n_total, steps=0, lr=lr, grad_max=gmax, converged=True)
         mu = self.config.momentum
         if mu:
             self.vW.mul_(mu).add_(gW)
@@ -110,5 +163,5 @@ class GD(SGD):
             gW, gb = self.vW, self.vb
         params.W.add_(gW, alpha=-lr)
         params.b.add_(gb, alpha=-lr)
-        return EpochStats(loss=float(problem.value(params)), samples=problem.n, steps=1, lr=lr,
+        return EpochStats(loss=float(problem.value(params)), samples=problem.n_total, steps=1, lr=lr,
                           grad_max=gmax)
