@@ -54,6 +54,23 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32 or float64")
     p.add_argument("--out", required=True, help="output folder for the model, metrics and curves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("large data, checkpoints and several processes")
+    g.add_argument("--stream", action="store_true",
+                   help="stream --data (an .npy/.parquet file) from disk instead of loading it; "
+                        "a folder of shards is always streamed")
+    g.add_argument("--shuffle-buffer", type=int, default=16384, metavar="ROWS",
+                   help="rows in the shuffle buffer of a stream (default 16384)")
+    g.add_argument("--block-rows", type=int, default=4096, metavar="ROWS",
+                   help="rows read at once from a stream; blocks are visited in random order (default 4096)")
+    g.add_argument("--no-shuffle", action="store_true", help="stream rows in file order")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="write OUT/checkpoints/ every STEPS steps and after every epoch (0: epochs only)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in OUT/checkpoints (start fresh if none)")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes started by torchrun (gloo on CPU, NCCL on CUDA)")
+    g.add_argument("--simulate-ranks", type=int, default=1, metavar="P",
+                   help="one process, the sample order of a P-rank run (to check or debug one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,20 +163,48 @@ def _split(X, y, fraction: float, classification: bool, seed: int):
         raise UsageError(f"cannot hold out {fraction:.0%} for validation: {e}") from None
 
 
+def _streamed(args) -> bool:
+    if args.data in __import__("linearnets.data", fromlist=["BUILTIN"]).BUILTIN:
+        if args.stream:
+            raise UsageError(f"--stream reads .npy/.parquet files or folders; {args.data!r} is built in")
+        return False
+    return args.stream or Path(args.data).is_dir()
+
+
 # --- commands -------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    comm = None
+    if args.distributed:
+        from .distributed import init_from_env
+        comm = init_from_env(args.device)
+    try:
+        return _train(args, comm)
+    finally:
+        if comm is not None:
+            comm.close()
+
+
+def _train(args, comm) -> int:
     from . import LinearRegression, SoftmaxRegression
     from ._io import atomic_write_json
     from .plots import training_curves
 
-    ds = _dataset(args.data, args.target, seed=args.seed)
+    main = comm is None or comm.rank == 0
     classification = args.model == "softmax"
-    if classification and ds.task == "regression":
-        raise UsageError(f"--model softmax needs class labels, but the target of {ds.name} is continuous; "
-                         "use --model linear")
+    streamed = _streamed(args)
+    if streamed:
+        from .data import open_shards
+        ds = open_shards(args.data, args.target, buffer_rows=args.shuffle_buffer, block_rows=args.block_rows,
+                         shuffle=not args.no_shuffle)
+    else:
+        ds = _dataset(args.data, args.target, seed=args.seed)
+        if classification and ds.task == "regression":
+            raise UsageError(f"--model softmax needs class labels, but the target of {ds.name} is continuous; "
+                             "use --model linear")
     common = dict(epochs=args.epochs, weight_decay=args.weight_decay, momentum=args.momentum,
-                  lr_schedule=args.lr_schedule, tol=args.tol, seed=args.seed, device=args.device,
-                  dtype=args.dtype, verbose=0 if args.quiet else 1)
+                  lr_schedule=args.lr_schedule, tol=args.tol, seed=args.seed,
+                  device=str(comm.device) if comm is not None else args.device,
+                  dtype=args.dtype, verbose=0 if (args.quiet or not main) else 1)
     if classification:
         model = SoftmaxRegression(solver=args.solver or "sgd", loss=args.loss, lr=args.lr or 0.1,
                                   batch_size=args.batch_size or 256,
@@ -167,16 +212,31 @@ def cmd_train(args) -> int:
     else:
         model = LinearRegression(solver=args.solver or "exact", lr=args.lr or 0.03,
                                  batch_size=args.batch_size or 10, **common)
-    Xtr, Xva, ytr, yva = _split(_features(ds), ds.y, args.val_fraction, classification, args.seed)
-    t0 = time.perf_counter()
-    model.fit(Xtr, ytr, eval_set=None if Xva is None else (Xva, yva))
-    seconds = time.perf_counter() - t0
     out = Path(args.out)
+    fit_options = dict(comm=comm, simulate_ranks=args.simulate_ranks, resume=args.resume)
+    if args.checkpoint_every is not None or args.resume:
+        fit_options.update(checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every or 0)
+    t0 = time.perf_counter()
+    if streamed:
+        model.fit(ds, **fit_options)
+        n_train, n_val, train_metrics, val_metrics = ds.n, 0, model.stream_metrics(ds, comm), None
+    else:
+        Xtr, Xva, ytr, yva = _split(_features(ds), ds.y, args.val_fraction, classification, args.seed)
+        model.fit(Xtr, ytr, eval_set=None if Xva is None else (Xva, yva), **fit_options)
+        n_train, n_val = int(len(ytr)), 0 if yva is None else int(len(yva))
+        train_metrics = _metrics(model, Xtr, ytr)
+        val_metrics = None if Xva is None else _metrics(model, Xva, yva)
+    seconds = time.perf_counter() - t0
+    if model.resumed_from_ and main:
+        print(f"resumed from {model.resumed_from_}", file=sys.stderr)
+    elif args.resume and main:
+        print(f"no checkpoint in {out / 'checkpoints'}; started from scratch", file=sys.stderr)
+    if not main:
+        return 0                                         # rank 0 writes the results
     metrics = {"dataset": ds.name, "model": args.model, "solver": model.solver,
-               "n_train": int(len(ytr)), "n_val": 0 if yva is None else int(len(yva)),
-               "seconds": seconds, "train": _metrics(model, Xtr, ytr),
-               "val": None if Xva is None else _metrics(model, Xva, yva),
-               "history": list(model.history_)}
+               "n_train": n_train, "n_val": n_val, "seconds": seconds,
+               "world_size": comm.world_size if comm is not None else 1,
+               "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
     model.save(out)
     atomic_write_json(out / "metrics.json", metrics)
     training_curves(model.history_, out / "curves.png", title=f"{args.model} · {ds.name} · {model.solver}")

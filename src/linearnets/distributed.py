@@ -77,6 +77,16 @@ class Comm:
             raise self._lost(e) from None
         return box[0]
 
+    def all_gather_object(self, obj) -> list:
+        import torch.distributed as dist
+
+        out = [None] * self.world_size
+        try:
+            dist.all_gather_object(out, obj)
+        except Exception as e:
+            raise self._lost(e) from None
+        return out
+
     def all_gather(self, t: Tensor) -> list[Tensor]:
         import torch.distributed as dist
 
@@ -111,6 +121,23 @@ class Comm:
         return f"Comm(rank={self.rank}, world_size={self.world_size}, device={self.device})"
 
 
+def _store(rank: int, world: int, timeout: float):
+    """The rendezvous store, under a prefix of torchrun's restart count.
+
+    After ``torchrun --max-restarts`` restarts a failed group, the new workers meet in the
+    same store as the old ones; without a fresh prefix they can read the dead workers'
+    addresses and fail to connect. (Under torchrun the agent hosts the store; launched by
+    hand, rank 0 does.)
+    """
+    import torch.distributed as dist
+
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and not agent, timeout=timedelta(seconds=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"linearnets/attempt-{attempt}", store)
+
+
 def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
     """Join the process group described by torchrun's environment variables.
 
@@ -138,7 +165,8 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
     timeout = float(timeout_s or os.environ.get("LINEARNETS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     if not dist.is_initialized():
         try:
-            dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
+            dist.init_process_group(backend, store=_store(rank, world, timeout), rank=rank, world_size=world,
+                                    timeout=timedelta(seconds=timeout))
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise DistributedError(f"rank {rank}: cannot join the process group ({first})") from None

@@ -125,14 +125,115 @@ class _LinearModel(BaseEstimator):
         return Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay)
 
     # --- fitting -----------------------------------------------------------------------
-    def fit(self, X, y, *, callbacks: list[Callback] | None = None, eval_set=None):
-        """Fit from scratch. ``eval_set=(X_val, y_val)`` adds val_loss/val_accuracy to the history."""
+    def fit(self, X, y=None, *, callbacks: list[Callback] | None = None, eval_set=None,
+            checkpoint_dir=None, checkpoint_every: int = 0, resume: bool = False, comm=None,
+            simulate_ranks: int = 1):
+        """Fit from scratch (or from the newest checkpoint with ``resume=True``).
+
+        ``X`` is an array-like (n, d) with targets ``y``, or a
+        :class:`~linearnets.data.stream.Shards` (``y=None``; rows streamed from disk, memory
+        independent of n). ``eval_set=(X_val, y_val)`` adds val_loss/val_accuracy to the history.
+        ``checkpoint_dir``: write checkpoints there after every epoch and every
+        ``checkpoint_every`` steps (minibatch solvers). ``resume``: continue from the newest
+        checkpoint in ``checkpoint_dir`` (bitwise the run that was interrupted, on CPU); start
+        fresh when there is none. ``comm`` (:func:`linearnets.distributed.init_from_env`): train
+        data-parallel; this rank uses its part of the rows. ``simulate_ranks=P`` replays, in
+        one process, the sample order of a P-rank run.
+        """
         self._check_settings()
-        X, y = self._validate_Xy(X, y, reset=True)
-        Y = self._targets(y, reset=True)                                 # (n, k)
-        params = Params.zeros(X.shape[1], Y.shape[1], dtype=self._dtype, device=self._device)
-        return self._run(X, Y, params, epochs=self.epochs, callbacks=callbacks, eval_set=eval_set,
-                         fresh=True)
+        from .data.stream import Shards
+        if self.early_stopping and comm is not None and comm.world_size > 1:
+            raise ConfigError("early_stopping is not supported in a distributed run; pass eval_set instead")
+        if isinstance(X, Shards):
+            if y is not None:
+                raise DataError("fit(shards): the target is a column of the shards; pass y=None")
+            problem = self._stream_problem(X, comm, simulate_ranks)
+        else:
+            X, y = self._validate_Xy(X, y, reset=True)
+            Y = self._targets(y, reset=True)                             # (n, k)
+            if comm is not None and comm.world_size > 1:                 # this rank's rows only
+                from .data.stream import rank_range
+                lo, hi = rank_range(X.shape[0], comm.rank, comm.world_size)
+                X, Y = X[lo:hi], Y[lo:hi]
+            problem = Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay,
+                              comm=comm, simulate_ranks=simulate_ranks)
+        params = Params.zeros(problem.d, problem.k, dtype=self._dtype, device=self._device)
+        checkpointer = ckpt = None
+        if checkpoint_dir is not None:
+            from .checkpoint import Checkpointer, load_latest
+            fingerprint = self._fingerprint(problem)
+            checkpointer = Checkpointer(checkpoint_dir, fingerprint=fingerprint, every_steps=checkpoint_every,
+                                        write=comm is None or comm.rank == 0)
+            if resume:
+                ckpt = load_latest(checkpoint_dir, fingerprint) if checkpointer.write else None
+                if comm is not None and comm.world_size > 1:
+                    ckpt = comm.broadcast_object(ckpt)
+                if ckpt is not None:
+                    ckpt.params = ckpt.params.to(dtype=self._dtype, device=self._device)
+                    ckpt.solver_state = {k: v.to(self._device) for k, v in ckpt.solver_state.items()}
+        elif resume:
+            raise ConfigError("resume=True needs checkpoint_dir")
+        self.resumed_from_ = None if ckpt is None else str(ckpt.path)
+        return self._run_problem(problem, params, epochs=self.epochs, callbacks=callbacks, eval_set=eval_set,
+                                 fresh=True, checkpointer=checkpointer, resume=ckpt)
+
+    def stream_metrics(self, shards, comm=None) -> dict:
+        """Mean loss (and accuracy) of the fitted model over streamed rows, in one pass:
+        ``{"loss", "accuracy"}`` for classification, ``{"mse", "r2"}`` for regression."""
+        check_is_fitted(self, "_params")
+        problem = self._stream_problem(shards, comm, 1, refit=False)
+        if problem.loss.classification:
+            problem.weight_decay = 0.0
+            F, acc = problem.value_and_accuracy(self._params)
+            return {"accuracy": acc, self.loss: float(F)}
+        # one pass: Σ r², Σ y, Σ y² for the MSE and R²
+        W, b = self._params.W, self._params.b
+        sums = torch.zeros(3, dtype=torch.float64)
+        for Xc, Tc in problem.class_major_chunks():
+            y = Tc[0].double()
+            r = (Xc @ W + b)[:, 0].double() - y
+            sums += torch.stack([r.square().sum(), y.sum(), y.square().sum()])
+        if problem.comm is not None:
+            problem.comm.sum_(sums)
+        n = problem.n_total
+        mse, var = float(sums[0]) / n, float(sums[2]) / n - (float(sums[1]) / n) ** 2
+        return {"r2": 1.0 - mse / var if var > 0 else 0.0, "mse": mse}
+
+    def _fingerprint(self, problem) -> dict:
+        """The settings a checkpoint must share with the run that resumes from it."""
+        skip = {"verbose"} | ({"epochs"} if self.lr_schedule == "constant" else set())
+        settings = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+                    for k, v in self.get_params().items() if k not in skip}
+        fp = {"model": type(self).__name__, **settings, "n": problem.n_total, "d": problem.d, "k": problem.k,
+              "world_size": problem.world_size, "simulate_ranks": problem.simulate_ranks,
+              "dtype": str(self._dtype).removeprefix("torch.")}
+        if problem.streamed:
+            fp["stream"] = [problem.buffer_rows, problem.block_rows, problem.shuffle]
+        if hasattr(self, "classes_"):
+            fp["classes"] = [str(c) for c in self.classes_]
+        return fp
+
+    def _stream_problem(self, shards, comm, simulate_ranks, refit: bool = True):
+        from .objective import StreamProblem
+        if self.early_stopping and refit:
+            raise ConfigError("early_stopping holds out rows in memory; with streamed data pass "
+                              "eval_set=(X_val, y_val) instead")
+        encode, k = self._stream_targets(shards, comm, refit)
+        if not refit:
+            if shards.d != self.n_features_in_:
+                raise DataError(f"{shards.name} has {shards.d} features; the model was fitted with "
+                                f"{self.n_features_in_}")
+            return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, dtype=self._params.W.dtype,
+                                 device=self._params.W.device, comm=comm)
+        self.n_features_in_ = shards.d
+        if shards.feature_names is not None:
+            self.feature_names_in_ = np.asarray(shards.feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, dtype=self._dtype,
+                             device=self._device, comm=comm, simulate_ranks=simulate_ranks,
+                             buffer_rows=shards.buffer_rows, block_rows=shards.block_rows,
+                             shuffle=shards.shuffle, label_smoothing=getattr(self, "label_smoothing", 0.0))
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y), continuing from the current parameters and solver state."""
@@ -146,7 +247,11 @@ class _LinearModel(BaseEstimator):
         return self._run(X, Y, params, epochs=1, callbacks=None, eval_set=None, fresh=first)
 
     def _run(self, X, Y, params, *, epochs, callbacks, eval_set, fresh):
-        problem = self._problem(X, Y)
+        return self._run_problem(self._problem(X, Y), params, epochs=epochs, callbacks=callbacks,
+                                 eval_set=eval_set, fresh=fresh)
+
+    def _run_problem(self, problem, params, *, epochs, callbacks, eval_set, fresh, checkpointer=None,
+                     resume=None):
         cbs = list(callbacks or [])
         if self.early_stopping and fresh and epochs > 1:
             problem, val = self._split_validation(problem)
@@ -162,9 +267,11 @@ class _LinearModel(BaseEstimator):
             self.history_ = History()
         self._params = params
         start = 0 if fresh else len(self.history_)
+        if resume is not None:
+            self.history_ = History(resume.history)
         try:
             history = train(problem, params, self._solver, epochs=start + epochs, start_epoch=start,
-                            callbacks=cbs, init=fresh)
+                            callbacks=cbs, init=fresh, checkpointer=checkpointer, resume=resume)
         finally:
             self._finish(params)
         self.history_.extend(history)
@@ -257,6 +364,12 @@ class LinearRegression(RegressorMixin, _LinearModel):
         if not reset and hasattr(self, "_params") and Y.shape[1] != self._params.k:
             raise DataError(f"y has {Y.shape[1]} targets but the model was fitted with {self._params.k}")
         return as_tensor(Y, self._dtype, self._device)
+
+    def _stream_targets(self, shards, comm, refit: bool = True):
+        """(encode: raw target block → float64 tensor, k = 1)."""
+        if refit:
+            self._y_1d = True
+        return (lambda y: torch.from_numpy(np.asarray(y, dtype=np.float64))), 1
 
     def _coef_layout(self, W, b):
         if self._y_1d:
@@ -360,6 +473,36 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
         elif y.shape[1] != len(self.classes_):
             raise DataError(f"soft targets have {y.shape[1]} columns but the model has {len(self.classes_)} classes")
         return torch.from_numpy(y).to(self._dtype)
+
+    def _stream_targets(self, shards, comm, refit: bool = True):
+        """(encode: raw label block → class indices (int64), k). The classes come from one pass
+        over the target column (each rank scans its part; the sets are merged)."""
+        from .data.stream import rank_range
+        if not refit:
+            return self._encoder(shards.name, self.classes_), len(self.classes_)
+        rank, world = (comm.rank, comm.world_size) if comm is not None else (0, 1)
+        lo, hi = rank_range(shards.n, rank, world)
+        local = np.unique(np.concatenate([np.unique(y) for _, y in shards.blocks(lo, hi, 65536)]))
+        if comm is not None and world > 1:
+            local = np.unique(np.concatenate(comm.all_gather_object(local)))
+        try:
+            check_classification_targets(local)
+        except ValueError as e:
+            raise DataError(f"{shards.name}: {e}") from e
+        self.classes_ = local
+        if len(local) < 2:
+            raise DataError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class "
+                            f"({local[0]!r})")
+        return self._encoder(shards.name, self.classes_), len(self.classes_)
+
+    @staticmethod
+    def _encoder(name: str, classes: np.ndarray):
+        def encode(y: np.ndarray) -> torch.Tensor:
+            idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+            if (classes[idx] != y).any():
+                raise DataError(f"{name}: labels not seen in fit: {np.unique(y[classes[idx] != y])[:5].tolist()}")
+            return torch.from_numpy(idx.astype(np.int64))
+        return encode
 
     def _coef_layout(self, W, b):
         return W.T.copy(), b.copy()

@@ -6,6 +6,7 @@ This package is the only code that reads data files.
 from .builtin import load_diabetes, load_digits
 from .dataset import Dataset
 from .files import read_table
+from .stream import Shards, open_shards
 from .idx import (DATASETS, data_home, download_file, fetch, load_fashion_mnist, load_mnist,
                   parse_idx, read_idx, sha256_file, verify, write_idx)
 from .synthetic import (FASHION_CLASSES, fashion_mnist_like, synthetic_classification,
@@ -31,7 +32,7 @@ def load(name: str, *, split: str = "train", root=None, download: bool = True, s
     return loaders[name]()
 
 
-__all__ = ["Dataset", "load", "BUILTIN", "load_digits", "load_diabetes", "read_table",
+__all__ = ["Dataset", "load", "Shards", "open_shards", "BUILTIN", "load_digits", "load_diabetes", "read_table",
            "synthetic_regression", "synthetic_classification", "fashion_mnist_like",
            "FASHION_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "parse_idx",
            "write_idx", "fetch", "verify", "download_file", "sha256_file", "data_home", "DATASETS"]

@@ -159,7 +159,11 @@ class Shards:
     """One file or a folder of NPY/Parquet files with the same columns, as one table of
     ``n`` rows: ``d`` feature columns and one target column. Only headers are read here."""
 
-    def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, name: str | None = None):
+    def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, name: str | None = None,
+                 buffer_rows: int = 16384, block_rows: int = 4096, shuffle: bool = True):
+        if int(buffer_rows) < 0 or int(block_rows) < 1:
+            raise DataError(f"shuffle buffer ({buffer_rows} rows) must be ≥ 0 and blocks ({block_rows}) ≥ 1 row")
+        self.buffer_rows, self.block_rows, self.shuffle = int(buffer_rows), int(block_rows), bool(shuffle)
         if not paths:
             raise DataError("no .npy or .parquet files to stream")
         kinds = {p.suffix.lower() == ".npy" for p in paths}
@@ -255,20 +259,26 @@ class Shards:
         return np.concatenate([y for _, y in self.blocks(0, self.n, block_rows)])
 
 
-def open_shards(path, target=None, *, has_target: bool = True) -> Shards:
-    """A :class:`Shards` over an NPY/Parquet file or a folder of them (sorted by name)."""
+def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int = 16384,
+                block_rows: int = 4096, shuffle: bool = True) -> Shards:
+    """A :class:`Shards` over an NPY/Parquet file or a folder of them (sorted by name).
+
+    ``buffer_rows``, ``block_rows``, ``shuffle``: how training shuffles the stream (see
+    :func:`shuffled_batches`); full-batch solvers read in file order regardless.
+    """
     path = Path(path)
+    opts = dict(has_target=has_target, buffer_rows=buffer_rows, block_rows=block_rows, shuffle=shuffle)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in STREAM_SUFFIXES)
         if not files:
             raise DataError(f"{path}: no .npy or .parquet files in this folder")
-        return Shards(files, target, has_target=has_target, name=path.name)
+        return Shards(files, target, name=path.name, **opts)
     if not path.is_file():
         raise DataError(f"{path}: no such file or folder")
     if path.suffix.lower() not in STREAM_SUFFIXES:
         raise DataError(f"{path}: streaming reads .npy and .parquet files (got {path.suffix!r}); "
                         "convert a CSV with pandas (df.to_parquet) first")
-    return Shards([path], target, has_target=has_target)
+    return Shards([path], target, **opts)
 
 
 # --- shuffled minibatches -------------------------------------------------------------------------
