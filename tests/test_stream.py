@@ -167,3 +167,19 @@ def test_truncated_npy_shard(tmp_path):
     (tmp_path / "f.npy").write_bytes(raw[:-40])
     with pytest.raises(ln.FormatError, match="truncated"):
         open_shards(tmp_path / "f.npy")
+
+
+def test_peak_memory_does_not_grow_with_rows(tmp_path):
+    """Point 1 at CI size: one streamed SGD epoch over 40 000 and 160 000 rows × 784 float32
+    (0.13 and 0.5 GB of shards), each in a fresh process: the peak RSS stays the same."""
+    from linearnets.bench.stream import run_child, write_shards as bench_shards
+
+    peaks = {}
+    for n in (40_000, 160_000):
+        folder = bench_shards(tmp_path / f"rows-{n}", n, shard_rows=50_000)
+        r = run_child(folder, "stream")
+        assert r["rows"] == n and 0.0 < r["train_accuracy"] <= 1.0
+        peaks[n] = r["peak_rss_mib"]
+    data_mib = 160_000 * 785 * 4 / 2**20                       # 479 MiB: holding the data would show
+    assert peaks[160_000] < 1.10 * peaks[40_000], peaks
+    assert peaks[160_000] - peaks[40_000] < 0.1 * data_mib, peaks

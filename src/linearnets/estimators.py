@@ -482,7 +482,7 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
             return self._encoder(shards.name, self.classes_), len(self.classes_)
         rank, world = (comm.rank, comm.world_size) if comm is not None else (0, 1)
         lo, hi = rank_range(shards.n, rank, world)
-        local = np.unique(np.concatenate([np.unique(y) for _, y in shards.blocks(lo, hi, 65536)]))
+        local = np.unique(np.concatenate([np.unique(y) for _, y in shards.blocks(lo, hi, 4096)]))
         if comm is not None and world > 1:
             local = np.unique(np.concatenate(comm.all_gather_object(local)))
         try:

@@ -345,7 +345,8 @@ class StreamProblem(Problem):
         gen = epoch_generator(seed, epoch, rank) if self.shuffle else None
         for Xb, tb in shuffled_batches(self.shards, self.lo + lo, self.lo + hi, B, generator=gen,
                                        encode=self.encode, dtype=self._dtype, device=self._device,
-                                       buffer_rows=self.buffer_rows, block_rows=self.block_rows):
+                                       buffer_rows=self.buffer_rows, block_rows=self.block_rows,
+                                       views=True):
             yield Xb, self._class_major(tb), (tb if self.loss.classification else None)
 
     def _empty_batches(self):

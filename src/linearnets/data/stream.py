@@ -87,15 +87,37 @@ class _NpyShard:
         view = memoryview(out).cast("B")
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            done, pos = 0, self.offset + a * self.row_bytes
-            while done < len(view):
-                got = os.preadv(fd, [view[done:]], pos + done)
-                if got <= 0:
-                    raise FormatError(f"{self.path}: file shrank while reading (row {a + done // self.row_bytes})")
-                done += got
+            _preadv_all(fd, [view], self.offset + a * self.row_bytes, self.path)
         finally:
             os.close(fd)
         return out
+
+
+    def read_into(self, a: int, b: int, out: np.ndarray) -> None:
+        """Rows [a, b) straight into ``out`` ((b - a, width), C order, this dtype): one positioned
+        read by the kernel into the caller's buffer, no intermediate copy."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            _preadv_all(fd, [memoryview(out).cast("B")], self.offset + a * self.row_bytes, self.path)
+        finally:
+            os.close(fd)
+
+
+def _preadv_all(fd: int, views: list, pos: int, path) -> None:
+    """Fill every view from ``pos`` on, 1024 views per call, resuming after short reads."""
+    i = 0
+    while i < len(views):
+        got = os.preadv(fd, views[i:i + 1024], pos)
+        if got <= 0:
+            raise FormatError(f"{path}: file shrank while reading")
+        pos += got
+        while got:
+            if got >= len(views[i]):
+                got -= len(views[i])
+                i += 1
+            else:
+                views[i] = views[i][got:]
+                got = 0
 
 
 class _ParquetShard:
@@ -252,7 +274,7 @@ class Shards:
         for i in (range(len(pieces)) if order is None else order.tolist()):
             yield self.read_piece(pieces[i])
 
-    def targets(self, block_rows: int = 65536) -> np.ndarray:
+    def targets(self, block_rows: int = 4096) -> np.ndarray:
         """The whole target column (n,) — one pass; used to find the classes."""
         if self.target is None:
             raise DataError(f"{self.name}: no target column")
@@ -285,71 +307,152 @@ def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int 
 def shuffled_batches(shards: Shards, lo: int, hi: int, batch_size: int, *, generator: torch.Generator | None,
                      encode: Callable[[np.ndarray], Tensor], dtype: torch.dtype,
                      device: torch.device = torch.device("cpu"), buffer_rows: int = 16384,
-                     block_rows: int = 4096) -> Iterator[tuple[Tensor, Tensor]]:
+                     block_rows: int = 4096, views: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
     r"""Minibatches ``(X_b (m, d), t_b (m,))`` of rows [lo, hi) for one epoch.
 
     With a ``generator`` (shuffling):
 
     1. the rows are cut into blocks of ``block_rows`` consecutive rows (never across shards),
-       and the blocks are read in a random order;
-    2. each block enters a buffer that keeps ``buffer_rows`` rows; whenever it holds at least
-       ``buffer_rows + batch_size`` rows, as many whole batches as possible are drawn from it
-       uniformly at random without replacement (the rest stay for later);
-    3. at the end the buffer is drawn empty in a random order.
+       and the blocks are visited in a random order;
+    2. consecutive blocks of that order fill a *window* of up to ``buffer_rows`` rows
+       (at least one block);
+    3. each window is emitted in a uniformly random order, in batches of ``batch_size``
+       (a batch may span two windows; only the last batch of the epoch is short).
 
-    So every row is seen exactly once per epoch; as in any shuffle buffer, a row may leave
-    it late, and ``buffer_rows ≥ hi - lo`` gives a uniform random permutation. With
-    ``generator=None`` rows come in file order. ``encode`` maps a block's targets to a tensor
-    (class indices or values). Memory: (buffer_rows + batch_size + block_rows) rows.
+    So every row is seen exactly once per epoch, each window mixes rows from
+    ``buffer_rows / block_rows`` random places of the data, and ``buffer_rows ≥ hi - lo``
+    gives one uniform random permutation. With ``generator=None`` rows come in file order.
+    ``encode`` maps a block's raw targets to a tensor (class indices or values).
+
+    A background thread prepares the next window while the current one is trained on: it
+    reads the blocks (NPY: the kernel copies them straight into a staging buffer) and
+    gathers the rows in their shuffled order into a window buffer, so batches are
+    contiguous slices. ``views=True`` yields those slices themselves (valid until the next
+    batch is requested; the trainer uses them at once), else copies. Memory: three windows.
     """
-    n_pieces = len(shards.pieces(lo, hi, block_rows))
-    order = torch.randperm(n_pieces, generator=generator) if generator is not None else None
-    blocks = shards.blocks(lo, hi, block_rows, order)
+    pieces = shards.pieces(lo, hi, block_rows)
+    if generator is not None:
+        pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
+    W = max(int(buffer_rows), int(block_rows))
+    windows, cur, rows = [], [], 0
+    for p in pieces:
+        m = p.stop - p.start
+        if cur and rows + m > W:
+            windows.append(cur)
+            cur, rows = [], 0
+        cur.append(p)
+        rows += m
+    if cur:
+        windows.append(cur)
+    reader = _WindowReader(shards, windows, W, encode, generator, dtype)
     B = int(batch_size)
-    if generator is None:
-        carry_X, carry_t = None, None
-        for X, y in blocks:
-            Xt, tt = torch.from_numpy(np.ascontiguousarray(X)).to(dtype), encode(y)
-            if carry_X is not None:
-                Xt, tt = torch.cat([carry_X, Xt]), torch.cat([carry_t, tt])
-            full = (Xt.shape[0] // B) * B
-            for s in range(0, full, B):
-                yield Xt[s:s + B].to(device), tt[s:s + B].to(device)
-            carry_X, carry_t = Xt[full:], tt[full:]
-        if carry_X is not None and carry_X.shape[0]:
-            yield carry_X.to(device), carry_t.to(device)
-        return
-    S = int(buffer_rows)
-    cap = S + B + block_rows
-    buf_X = torch.empty(cap, shards.d, dtype=dtype)
-    buf_t: Tensor | None = None
-    fill = 0
-    for X, y in blocks:
-        m = X.shape[0]
-        buf_X[fill:fill + m] = torch.from_numpy(X)          # one copy (and cast) into the buffer
-        t = encode(y)
-        if buf_t is None:
-            buf_t = torch.empty(cap, dtype=t.dtype)
-        buf_t[fill:fill + m] = t
-        fill += m
-        if fill < S + B:
-            continue
-        e = ((fill - S) // B) * B
-        pick = torch.randperm(fill, generator=generator)[:e]
-        out_X, out_t = buf_X.index_select(0, pick), buf_t.index_select(0, pick)
-        # move the unpicked rows beyond the first fill - e slots into the holes left below it
-        keep = fill - e
-        picked = torch.zeros(fill, dtype=torch.bool)
-        picked[pick] = True
-        holes = picked[:keep].nonzero().squeeze(1)
-        movers = (~picked[keep:]).nonzero().squeeze(1) + keep
-        buf_X[holes] = buf_X.index_select(0, movers)
-        buf_t[holes] = buf_t.index_select(0, movers)
-        fill = keep
-        for Xb, tb in zip(out_X.split(B), out_t.split(B)):
-            yield Xb.to(device), tb.to(device)
-    if fill:
-        pick = torch.randperm(fill, generator=generator)
-        out_X, out_t = buf_X.index_select(0, pick), buf_t.index_select(0, pick)
-        for Xb, tb in zip(out_X.split(B), out_t.split(B)):
-            yield Xb.to(device), tb.to(device)
+    carry: tuple[Tensor, Tensor] | None = None
+    try:
+        for X, t, release in reader:
+            w, s = X.shape[0], 0
+            if carry is not None:                            # complete the batch left by the last window
+                s = min(B - carry[0].shape[0], w)
+                carry = (torch.cat([carry[0], X[:s]]), torch.cat([carry[1], t[:s]]))
+                if carry[0].shape[0] == B:
+                    yield carry[0].to(device), carry[1].to(device)
+                    carry = None
+            while s < w:
+                Xb, tb = X[s:s + B], t[s:s + B]
+                s += B
+                if Xb.shape[0] < B:
+                    carry = (Xb.clone(), tb.clone())
+                    break
+                if not views or device.type != "cpu":
+                    Xb, tb = Xb.clone(), tb.clone()
+                yield Xb.to(device), tb.to(device)
+            release()
+        if carry is not None:
+            yield carry[0].to(device), carry[1].to(device)
+    finally:
+        reader.close()
+
+
+class _WindowReader:
+    """Prepares windows (lists of pieces) on a background thread: read into a staging buffer,
+    then gather in shuffled order into one of two window buffers.
+
+    Iterating yields ``(X (w, d), t (w,), release)`` in the window's shuffled order; call
+    ``release()`` when done with the window so its buffer can be refilled. The permutations
+    are drawn from ``generator`` on the reader thread, one window after the other, so the
+    order is the same on every run.
+    """
+
+    def __init__(self, shards: Shards, windows: list, W: int, encode, generator, dtype: torch.dtype):
+        import queue
+        import threading
+
+        self.shards, self.windows, self.encode, self.generator = shards, windows, encode, generator
+        first = shards.shards[0]
+        self.np_dtype = np.dtype(torch.empty(0, dtype=dtype).numpy().dtype)
+        width, stage_dtype = (first.width, first.dtype) if shards.kind == "npy" else (shards.d, np.float64)
+        self.stage = np.empty((W, width), dtype=stage_dtype)
+        self.buffers = [np.empty((W, shards.d), dtype=self.np_dtype) for _ in range(2)]
+        self.free: queue.Queue = queue.Queue()
+        for i in range(len(self.buffers)):
+            self.free.put(i)
+        self.ready: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="linearnets-reader", daemon=True)
+        self.thread.start()
+
+    def _fill(self, out: np.ndarray, window: list) -> tuple[int, Tensor]:
+        pos, targets = 0, []
+        sh, stage = self.shards, self.stage
+        for p in window:
+            m = p.stop - p.start
+            if sh.kind == "npy":
+                sh.shards[p.shard].read_into(p.start, p.stop, stage[pos:pos + m])
+            else:
+                X, y = sh.read_piece(p)
+                stage[pos:pos + m] = X
+                targets.append(self.encode(y))
+            pos += m
+        order = (torch.randperm(pos, generator=self.generator).numpy() if self.generator is not None
+                 else np.arange(pos))
+        if sh.kind == "npy":
+            f = sh.features
+            X = stage[:pos, f[0]:f[0] + len(f)] if f == list(range(f[0], f[0] + len(f))) else stage[:pos][:, f]
+            t = self.encode(np.ascontiguousarray(stage[:pos, sh.target]))
+        else:
+            X, t = stage[:pos], torch.cat(targets)
+        order = torch.from_numpy(order)
+        Xt = torch.from_numpy(X) if X.dtype == out.dtype else torch.from_numpy(X).to(torch.from_numpy(out).dtype)
+        torch.index_select(Xt, 0, order, out=torch.from_numpy(out)[:pos])   # the gather, off the training thread
+        return pos, t[order]
+
+    def _run(self) -> None:
+        import queue
+        try:
+            for window in self.windows:
+                while True:
+                    if self.stop.is_set():
+                        return
+                    try:
+                        i = self.free.get(timeout=0.1)
+                        break
+                    except queue.Empty:
+                        continue
+                w, t = self._fill(self.buffers[i], window)
+                self.ready.put((i, w, t))
+            self.ready.put(None)
+        except BaseException as e:                           # handed to the consumer
+            self.ready.put(e)
+
+    def __iter__(self):
+        while True:
+            item = self.ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            i, w, t = item
+            yield torch.from_numpy(self.buffers[i])[:w], t, (lambda i=i: self.free.put(i))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
