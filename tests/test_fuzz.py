@@ -1,7 +1,8 @@
 """Fuzzed readers: random and mutated bytes give only the library's typed errors.
 
 Every reader that takes a user's file — CSV, NPY, Parquet, IDX (gz and raw), a saved model
-(model.json + model.safetensors) — is fed random bytes and mutations of a valid file
+(model.json + model.safetensors), a checkpoint, NPY and Parquet shards streamed into training —
+is fed random bytes and mutations of a valid file
 (truncations, flipped bytes, wrong magic, huge declared sizes, wrong dtypes). The only
 exceptions allowed out are :class:`linearnets.LinearnetsError` subclasses; anything else (or a
 hang past the deadline, or a crash) fails the test. The default run tries a few hundred cases per
@@ -77,6 +78,9 @@ _buf = io.BytesIO()
 np.save(_buf, _frame().to_numpy())
 VALID_NPY = _buf.getvalue()
 _buf = io.BytesIO()
+np.save(_buf, np.ascontiguousarray(_frame().to_numpy()))    # streaming reads rows: C order
+VALID_NPY_C = _buf.getvalue()
+_buf = io.BytesIO()
 _frame().to_parquet(_buf)
 VALID_PARQUET = _buf.getvalue()
 VALID_IDX = bytes([0, 0, 8, 3]) + struct.pack(">3I", 4, 5, 6) + bytes(range(120))
@@ -109,6 +113,48 @@ def _load_model(tmp: Path, card: bytes, weights: bytes):
     return go
 
 
+def _checkpoint_file():
+    from linearnets.checkpoint import Checkpointer
+    from linearnets.params import Params
+    import torch
+    with tempfile.TemporaryDirectory() as d:
+        ck = Checkpointer(d, fingerprint={"lr": 0.1, "n": 12})
+        ck.history = [{"epoch": 1, "loss": 0.5}]
+        path = ck.save(epoch=1, step=3, params=Params(torch.ones(4, 3), torch.zeros(3)),
+                       solver_state={"vW": torch.zeros(3, 4)}, partial={"loss_sum": 1.5, "samples": 12})
+        return path.read_bytes()
+
+
+VALID_CHECKPOINT = _checkpoint_file()
+
+
+def _load_checkpoint(tmp: Path, data: bytes):
+    import warnings
+    from linearnets.checkpoint import load_checkpoint, load_latest
+    folder = tmp / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    (folder / "ckpt-000001-000000003.safetensors").write_bytes(data)
+
+    def go():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                # a damaged file is skipped with a warning
+            load_latest(folder, {"lr": 0.1, "n": 12})
+        load_checkpoint(folder / "ckpt-000001-000000003.safetensors")
+    return go
+
+
+def _stream(tmp: Path, suffix: str, data: bytes):
+    """A fuzzed shard streamed through one SGD epoch (every row read by the reader thread)."""
+    folder = tmp / f"shards{suffix}"
+    folder.mkdir()
+    (folder / f"part0{suffix}").write_bytes(data)
+
+    def go():
+        shards = ln.data.open_shards(folder, buffer_rows=5, block_rows=3)
+        ln.LinearRegression(solver="sgd", epochs=1, batch_size=4).fit(shards)
+    return go
+
+
 READERS = {
     "csv": (VALID_CSV, lambda tmp, data: _table(tmp, ".csv", data)),
     "npy": (VALID_NPY, lambda tmp, data: _table(tmp, ".npy", data)),
@@ -117,6 +163,9 @@ READERS = {
     "idx-gz": (VALID_IDX_GZ, lambda tmp, data: (lambda: idx.parse_idx(data))),
     "model.json": (VALID_CARD, lambda tmp, data: _load_model(tmp, data, VALID_WEIGHTS)),
     "model.safetensors": (VALID_WEIGHTS, lambda tmp, data: _load_model(tmp, VALID_CARD, data)),
+    "checkpoint": (VALID_CHECKPOINT, _load_checkpoint),
+    "npy-shard": (VALID_NPY_C, lambda tmp, data: _stream(tmp, ".npy", data)),
+    "parquet-shard": (VALID_PARQUET, lambda tmp, data: _stream(tmp, ".parquet", data)),
 }
 
 

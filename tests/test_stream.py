@@ -183,3 +183,15 @@ def test_peak_memory_does_not_grow_with_rows(tmp_path):
     data_mib = 160_000 * 785 * 4 / 2**20                       # 479 MiB: holding the data would show
     assert peaks[160_000] < 1.10 * peaks[40_000], peaks
     assert peaks[160_000] - peaks[40_000] < 0.1 * data_mib, peaks
+
+
+def test_big_endian_shards_stream_like_native(tmp_path):
+    """Found by fuzzing: a big-endian NPY shard (np.save of a '>f4' array) trains like a native one."""
+    X, y = ln.data.load_digits()
+    A = np.column_stack([X, y]).astype(np.float32)
+    np.save(write_shards(tmp_path / "le", A, 1) / "part000.npy", A)
+    (tmp_path / "be").mkdir()
+    np.save(tmp_path / "be" / "part000.npy", A.astype(">f4"))
+    a = ln.SoftmaxRegression(epochs=2).fit(open_shards(tmp_path / "le"))
+    b = ln.SoftmaxRegression(epochs=2).fit(open_shards(tmp_path / "be"))
+    np.testing.assert_array_equal(a.coef_, b.coef_)

@@ -369,7 +369,14 @@ class LinearRegression(RegressorMixin, _LinearModel):
         """(encode: raw target block → float64 tensor, k = 1)."""
         if refit:
             self._y_1d = True
-        return (lambda y: torch.from_numpy(np.asarray(y, dtype=np.float64))), 1
+
+        def encode(y: np.ndarray) -> torch.Tensor:
+            try:
+                return torch.from_numpy(np.asarray(y, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise DataError(f"{shards.name}: the target column {shards.target_name!r} is not numeric; "
+                                "LinearRegression needs numbers") from None
+        return encode, 1
 
     def _coef_layout(self, W, b):
         if self._y_1d:

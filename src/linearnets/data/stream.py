@@ -66,8 +66,8 @@ class _NpyShard:
             raise FormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {msg})") from None
         if len(shape) != 2:
             raise FormatError(f"{path}: expected a 2-D array (rows × columns), got shape {shape}")
-        if dtype.hasobject or not np.issubdtype(dtype, np.number):
-            raise FormatError(f"{path}: expected a numeric array, got dtype {dtype}")
+        if dtype.hasobject or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+            raise FormatError(f"{path}: expected an integer or floating-point array, got dtype {dtype}")
         if fortran and shape[0] > 1 and shape[1] > 1:
             raise FormatError(f"{path}: the array is stored column-major (Fortran order); streaming "
                               "reads rows — save it with np.save(path, np.ascontiguousarray(a))")
@@ -421,6 +421,8 @@ class _WindowReader:
         else:
             X, t = stage[:pos], torch.cat(targets)
         order = torch.from_numpy(order)
+        if not X.dtype.isnative:                              # a big-endian file: swap once here
+            X = X.astype(X.dtype.newbyteorder("="))
         Xt = torch.from_numpy(X) if X.dtype == out.dtype else torch.from_numpy(X).to(torch.from_numpy(out).dtype)
         torch.index_select(Xt, 0, order, out=torch.from_numpy(out)[:pos])   # the gather, off the training thread
         return pos, t[order]
