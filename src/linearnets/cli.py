@@ -164,7 +164,9 @@ def _split(X, y, fraction: float, classification: bool, seed: int):
 
 
 def _streamed(args) -> bool:
-    if args.data in __import__("linearnets.data", fromlist=["BUILTIN"]).BUILTIN:
+    from .data import BUILTIN
+
+    if args.data in BUILTIN:
         if args.stream:
             raise UsageError(f"--stream reads .npy/.parquet files or folders; {args.data!r} is built in")
         return False

@@ -106,7 +106,7 @@ class Comm:
             raise self._lost(e) from None
 
     def _lost(self, e: Exception) -> DistributedError:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        first = _cause(e)
         return DistributedError(
             f"rank {self.rank} of {self.world_size}: lost contact with another rank ({first}); "
             "stopping. Rerun the job with --resume to continue from the newest checkpoint")
@@ -119,6 +119,16 @@ class Comm:
 
     def __repr__(self) -> str:
         return f"Comm(rank={self.rank}, world_size={self.world_size}, device={self.device})"
+
+
+def _cause(e: Exception) -> str:
+    """The backend's reason in a few words: first line, first sentence, without source paths
+    ("[/.../pair.cc:537] Read error [127.0.0.1]:4021: Connection reset by peer. This is …")."""
+    import re
+
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    text = re.sub(r"\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text)
+    return text.split(". ")[0][:160] or type(e).__name__
 
 
 def _store(rank: int, world: int, timeout: float):
@@ -168,6 +178,6 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
             dist.init_process_group(backend, store=_store(rank, world, timeout), rank=rank, world_size=world,
                                     timeout=timedelta(seconds=timeout))
         except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = _cause(e)
             raise DistributedError(f"rank {rank}: cannot join the process group ({first})") from None
     return Comm(rank, world, dev)
