@@ -59,7 +59,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="stream --data (an .npy/.parquet file) from disk instead of loading it; "
                         "a folder of shards is always streamed")
     g.add_argument("--shuffle-buffer", type=int, default=16384, metavar="ROWS",
-                   help="rows in the shuffle buffer of a stream (default 16384)")
+                   help="rows of a stream's shuffle window: consecutive random blocks, emitted in random order (default 16384)")
     g.add_argument("--block-rows", type=int, default=4096, metavar="ROWS",
                    help="rows read at once from a stream; blocks are visited in random order (default 4096)")
     g.add_argument("--no-shuffle", action="store_true", help="stream rows in file order")

@@ -282,8 +282,8 @@ class StreamProblem(Problem):
     turns class indices into smoothed probability rows per batch. In a data-parallel run
     rank r streams only rows ``rank_range(n, r, P)``. Full-batch work reads the rows in file
     order in chunks of ``chunk_rows``; minibatches come from
-    :func:`~linearnets.data.stream.shuffled_batches` (random block order + a shuffle buffer
-    of ``buffer_rows`` rows; file order with ``shuffle=False``). Memory does not depend on
+    :func:`~linearnets.data.stream.shuffled_batches` (random block order, then windows
+    of ``buffer_rows`` rows each emitted in random order; file order with ``shuffle=False``). Memory does not depend on
     the number of rows.
     """
 

@@ -4,7 +4,8 @@ r"""Data larger than memory: NPY and Parquet files, or folders of them, read in 
     shards.n, shards.d                                       # rows, feature columns (from headers)
     for X, y in shards.blocks(0, shards.n, 4096): ...        # NumPy blocks, in file order
 
-Nothing here holds more than one block of rows (plus, for Parquet, one row group):
+Reading holds one block of rows at a time (plus, for Parquet, one row group); training
+holds a staging buffer and two shuffle windows — never anything that grows with the rows:
 
 - **NPY** files are C-ordered 2-D arrays; the header is parsed once and rows
   ``[a, b)`` are read with one positioned read (``os.preadv``) into a block buffer. We
@@ -14,8 +15,9 @@ Nothing here holds more than one block of rows (plus, for Parquet, one row group
   most a few hundred MiB; memory is bounded by the largest row group).
 
 The target is a column (name, or index; by default the last), as in :func:`read_table`.
-Every shard of a folder must have the same columns. :func:`shuffled_batches` turns
-blocks into shuffled minibatches (block order + a shuffle buffer; see there).
+Every shard of a folder must have the same columns (and, for NPY, the same dtype; big-endian
+files are byte-swapped as they are read). :func:`shuffled_batches` turns blocks into
+shuffled minibatches (random block order + shuffled windows; see there).
 """
 
 from __future__ import annotations
