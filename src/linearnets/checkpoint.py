@@ -80,7 +80,6 @@ class Checkpointer:
         self.every_steps, self.keep, self.write = int(every_steps), max(1, int(keep)), write
         self.history: list[dict] = []            # finished epochs (the train loop keeps it current)
         self.guard = None
-        self.saved = 0
         if write:
             self.folder.mkdir(parents=True, exist_ok=True)
             for stale in self.folder.glob(".ckpt-*.tmp"):      # left by a writer that was killed
@@ -104,7 +103,6 @@ class Checkpointer:
         blob = save(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta, allow_nan=True)})
         path = self.folder / _name(epoch, step)
         atomic_write_bytes(path, blob)
-        self.saved += 1
         for old in list_checkpoints(self.folder)[self.keep:]:
             old.unlink(missing_ok=True)
         return path

@@ -35,10 +35,6 @@ class Comm:
     def __init__(self, rank: int, world_size: int, device: torch.device):
         self.rank, self.world_size, self.device = rank, world_size, device
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
     def all_reduce_(self, *tensors: Tensor) -> None:
         """Sum each tensor over the ranks, in place (one collective for all of them)."""
         import torch.distributed as dist
@@ -96,14 +92,6 @@ class Comm:
         except Exception as e:
             raise self._lost(e) from None
         return out
-
-    def barrier(self) -> None:
-        import torch.distributed as dist
-
-        try:
-            dist.barrier()
-        except Exception as e:
-            raise self._lost(e) from None
 
     def _lost(self, e: Exception) -> DistributedError:
         first = _cause(e)

@@ -121,8 +121,9 @@ class _LinearModel(BaseEstimator):
             raise DataError(str(e)) from e
         return X, y
 
-    def _problem(self, X: np.ndarray, Y: torch.Tensor) -> Problem:
-        return Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay)
+    def _problem(self, X: np.ndarray, Y: torch.Tensor, comm=None, simulate_ranks: int = 1) -> Problem:
+        return Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay,
+                       comm=comm, simulate_ranks=simulate_ranks)
 
     # --- fitting -----------------------------------------------------------------------
     def fit(self, X, y=None, *, callbacks: list[Callback] | None = None, eval_set=None,
@@ -155,8 +156,7 @@ class _LinearModel(BaseEstimator):
                 from .data.stream import rank_range
                 lo, hi = rank_range(X.shape[0], comm.rank, comm.world_size)
                 X, Y = X[lo:hi], Y[lo:hi]
-            problem = Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay,
-                              comm=comm, simulate_ranks=simulate_ranks)
+            problem = self._problem(X, Y, comm, simulate_ranks)
         params = Params.zeros(problem.d, problem.k, dtype=self._dtype, device=self._device)
         checkpointer = ckpt = None
         if checkpoint_dir is not None:
@@ -219,21 +219,21 @@ class _LinearModel(BaseEstimator):
             raise ConfigError("early_stopping holds out rows in memory; with streamed data pass "
                               "eval_set=(X_val, y_val) instead")
         encode, k = self._stream_targets(shards, comm, refit)
-        if not refit:
+        if not refit:                                    # evaluating the fitted model: its dtype, in order
             if shards.d != self.n_features_in_:
                 raise DataError(f"{shards.name} has {shards.d} features; the model was fitted with "
                                 f"{self.n_features_in_}")
-            return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, dtype=self._params.W.dtype,
-                                 device=self._params.W.device, comm=comm)
-        self.n_features_in_ = shards.d
-        if shards.feature_names is not None:
-            self.feature_names_in_ = np.asarray(shards.feature_names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, dtype=self._dtype,
-                             device=self._device, comm=comm, simulate_ranks=simulate_ranks,
-                             buffer_rows=shards.buffer_rows, block_rows=shards.block_rows,
-                             shuffle=shards.shuffle, label_smoothing=getattr(self, "label_smoothing", 0.0))
+            options = dict(dtype=self._params.W.dtype, device=self._params.W.device)
+        else:
+            self.n_features_in_ = shards.d
+            if shards.feature_names is not None:
+                self.feature_names_in_ = np.asarray(shards.feature_names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            options = dict(dtype=self._dtype, device=self._device, simulate_ranks=simulate_ranks,
+                           buffer_rows=shards.buffer_rows, block_rows=shards.block_rows, shuffle=shards.shuffle,
+                           label_smoothing=getattr(self, "label_smoothing", 0.0))
+        return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, comm=comm, **options)
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y), continuing from the current parameters and solver state."""
@@ -455,12 +455,7 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
                 if len(self.classes_) < 2:
                     raise DataError(f"{type(self).__name__} needs samples of at least 2 classes, "
                                     f"got 1 class ({self.classes_[0]!r})")
-            idx = np.searchsorted(self.classes_, y)
-            idx = np.clip(idx, 0, len(self.classes_) - 1)
-            unknown = self.classes_[idx] != y
-            if unknown.any():
-                raise DataError(f"y has labels not seen in fit: {np.unique(y[unknown])[:5].tolist()}")
-            Y = one_hot(torch.from_numpy(idx), len(self.classes_), self._dtype)
+            Y = one_hot(self._encoder("y", self.classes_)(y), len(self.classes_), self._dtype)
         return smooth_labels(Y, self.label_smoothing).to(self._device)
 
     def _soft_targets(self, y: np.ndarray, reset: bool) -> torch.Tensor:
@@ -504,10 +499,12 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
 
     @staticmethod
     def _encoder(name: str, classes: np.ndarray):
+        """labels → their indices in ``classes`` (int64 tensor); DataError naming unknown ones."""
         def encode(y: np.ndarray) -> torch.Tensor:
             idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-            if (classes[idx] != y).any():
-                raise DataError(f"{name}: labels not seen in fit: {np.unique(y[classes[idx] != y])[:5].tolist()}")
+            unknown = classes[idx] != y
+            if unknown.any():
+                raise DataError(f"{name} has labels not seen in fit: {np.unique(y[unknown])[:5].tolist()}")
             return torch.from_numpy(idx.astype(np.int64))
         return encode
 

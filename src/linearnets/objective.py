@@ -33,7 +33,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from .losses import Loss, SquaredError
+from .losses import Loss, SquaredError, one_hot, smooth_labels
 from .params import Params
 
 __all__ = ["Problem", "StreamProblem"]
@@ -170,7 +170,10 @@ class Problem:
         perm = torch.randperm(hi - lo, generator=epoch_generator(seed, epoch, rank)).add_(lo).to(self.device)
         T = self.target_columns(perm)                        # labels (m,) or Yᵀ (k, m), this epoch's order
         T_b = T.split(B, dim=0 if T.ndim == 1 else 1)
-        L_b = self.labels.index_select(0, perm).split(B) if self.loss.classification else itertools.repeat(None)
+        if not self.loss.classification:
+            L_b = itertools.repeat(None)
+        else:                                                # hard targets: the labels are T itself
+            L_b = T_b if T.ndim == 1 else self.labels.index_select(0, perm).split(B)
         for idx, Tb, Lb in zip(perm.split(B), T_b, L_b):
             yield self.X.index_select(0, idx), Tb, Lb
 
@@ -318,18 +321,16 @@ class StreamProblem(Problem):
         if not self.loss.classification:
             return t.to(self._dtype).view(1, -1)
         if self.label_smoothing:
-            from .losses import one_hot, smooth_labels
             return smooth_labels(one_hot(t, self._k, self._dtype), self.label_smoothing).T.contiguous()
         return t
 
     def chunks(self):
         for Xc, Tc in self.class_major_chunks():                # targets back to rows (m, k)
-            yield Xc, (_one_hot_rows(Tc, self._k, self._dtype) if Tc.ndim == 1 else Tc.T.contiguous())
+            yield Xc, (one_hot(Tc, self._k, self._dtype) if Tc.ndim == 1 else Tc.T.contiguous())
 
     def class_major_chunks(self):
-        import numpy as np
         for X, y in self.shards.blocks(self.lo, self.hi, self.chunk_rows):
-            Xc = torch.from_numpy(np.ascontiguousarray(X)).to(self._dtype).to(self._device)
+            Xc = torch.from_numpy(X).to(device=self._device, dtype=self._dtype).contiguous()   # one copy
             yield Xc, self._class_major(self.encode(y)).to(self._device)
 
     @property
@@ -355,8 +356,3 @@ class StreamProblem(Problem):
         T = (lab if self.loss.classification and not self.label_smoothing
              else torch.empty(self._k, 0, dtype=self._dtype, device=self._device))
         return itertools.repeat((X, T, lab if self.loss.classification else None))
-
-
-def _one_hot_rows(labels: Tensor, k: int, dtype: torch.dtype) -> Tensor:
-    from .losses import one_hot
-    return one_hot(labels, k, dtype)

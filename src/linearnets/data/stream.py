@@ -235,10 +235,6 @@ class Shards:
     def target_name(self) -> str | None:
         return None if self.target is None else self.columns[self.target]
 
-    @property
-    def feature_dtype(self) -> np.dtype:
-        return self.shards[0].dtype if self.kind == "npy" else np.dtype(np.float64)
-
     def __repr__(self) -> str:
         return f"Shards({self.name!r}, {len(self.paths)} {self.kind} file(s), n={self.n}, d={self.d})"
 
@@ -275,12 +271,6 @@ class Shards:
         pieces = self.pieces(lo, self.n if hi is None else hi, block_rows)
         for i in (range(len(pieces)) if order is None else order.tolist()):
             yield self.read_piece(pieces[i])
-
-    def targets(self, block_rows: int = 4096) -> np.ndarray:
-        """The whole target column (n,) — one pass; used to find the classes."""
-        if self.target is None:
-            raise DataError(f"{self.name}: no target column")
-        return np.concatenate([y for _, y in self.blocks(0, self.n, block_rows)])
 
 
 def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int = 16384,

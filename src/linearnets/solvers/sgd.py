@@ -73,11 +73,21 @@ class SGD(Solver):
                     L, Gt = loss.value_and_grad(Zt, Tb, dim=0)           # Gt = (dL/dZ)ᵀ (k, B)
                     if count_hits:                                       # z_label is the max ⇔ hit
                         hits += (Zt.gather(0, Lb[None, :]) >= Zt.amax(dim=0, keepdim=True)).sum()
-                if comm is not None:
+                if comm is not None:                                     # the global batch's mean gradient
                     M = self._all_reduce_step(comm, buf, Xb, Gt if m else None, L if m else None, k, d)
                     gWt, gb = buf[:k * d].view(k, d), buf[k * d:k * d + k]
                     loss_sum += guard.check(buf[-2], None) * M
                     samples += M
+                elif m:
+                    loss_sum += guard.check(L, None) * m
+                    samples += m
+                    gWt, gb = (Gt @ Xb, Gt.sum(dim=1)) if mu else (None, None)   # (k, d), (k,)
+                else:
+                    continue
+                if gWt is None:                                          # (1 - ηλ) Wᵀ - η Gᵀ X, fused
+                    torch.addmm(cur.W, Gt, Xb, beta=1.0 - lr * wd, alpha=-lr, out=prev.W)
+                    torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=prev.b)
+                else:
                     if wd:
                         gWt.add_(cur.W, alpha=wd)
                     if mu:
@@ -86,22 +96,6 @@ class SGD(Solver):
                         gWt, gb = self.vW, self.vb
                     torch.add(cur.W, gWt, alpha=-lr, out=prev.W)
                     torch.add(cur.b, gb, alpha=-lr, out=prev.b)
-                elif m:
-                    loss_sum += guard.check(L, None) * m
-                    samples += m
-                    if mu:
-                        gWt = Gt @ Xb                                    # (k, d)
-                        if wd:
-                            gWt.add_(cur.W, alpha=wd)
-                        self.vW.mul_(mu).add_(gWt)
-                        self.vb.mul_(mu).add_(Gt.sum(dim=1))
-                        torch.add(cur.W, self.vW, alpha=-lr, out=prev.W)
-                        torch.add(cur.b, self.vb, alpha=-lr, out=prev.b)
-                    else:                                                # (1 - ηλ) Wᵀ - η Gᵀ X, fused
-                        torch.addmm(cur.W, Gt, Xb, beta=1.0 - lr * wd, alpha=-lr, out=prev.W)
-                        torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=prev.b)
-                else:
-                    continue
                 cur, prev = prev, cur
                 if ckpt is not None and ckpt.due(step) and step < n_steps:
                     ckpt.save(epoch=epoch, step=step, params=Params(cur.W.T, cur.b),
