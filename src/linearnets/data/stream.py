@@ -73,7 +73,8 @@ class _NpyShard:
         if fortran and shape[0] > 1 and shape[1] > 1:
             raise FormatError(f"{path}: the array is stored column-major (Fortran order); streaming "
                               "reads rows — save it with np.save(path, np.ascontiguousarray(a))")
-        self.dtype = dtype
+        self.dtype = dtype.newbyteorder("=")          # rows are handed out in native byte order
+        self.swap = not dtype.isnative                 # a big-endian file: swapped as it is read
         self.n, self.width = int(shape[0]), int(shape[1])
         self.row_bytes = self.width * dtype.itemsize
         need = self.offset + self.n * self.row_bytes
@@ -92,6 +93,8 @@ class _NpyShard:
             _preadv_all(fd, [view], self.offset + a * self.row_bytes, self.path)
         finally:
             os.close(fd)
+        if self.swap:
+            out.byteswap(inplace=True)
         return out
 
 
@@ -103,6 +106,8 @@ class _NpyShard:
             _preadv_all(fd, [memoryview(out).cast("B")], self.offset + a * self.row_bytes, self.path)
         finally:
             os.close(fd)
+        if self.swap:
+            out.byteswap(inplace=True)
 
 
 def _preadv_all(fd: int, views: list, pos: int, path) -> None:
@@ -413,8 +418,6 @@ class _WindowReader:
         else:
             X, t = stage[:pos], torch.cat(targets)
         order = torch.from_numpy(order)
-        if not X.dtype.isnative:                              # a big-endian file: swap once here
-            X = X.astype(X.dtype.newbyteorder("="))
         Xt = torch.from_numpy(X) if X.dtype == out.dtype else torch.from_numpy(X).to(torch.from_numpy(out).dtype)
         torch.index_select(Xt, 0, order, out=torch.from_numpy(out)[:pos])   # the gather, off the training thread
         return pos, t[order]
