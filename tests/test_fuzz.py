@@ -14,16 +14,21 @@ import io
 import os
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import linearnets as ln
+from linearnets.checkpoint import Checkpointer, load_checkpoint, load_latest
 from linearnets.data import idx
+from linearnets.params import Params
+from linearnets.train import History, TrainState
 
 DEFAULT_CASES = int(os.environ.get("HYPOTHESIS_CASES", 250))
 SLOW_CASES = int(os.environ.get("HYPOTHESIS_CASES", 2000))
@@ -114,23 +119,18 @@ def _load_model(tmp: Path, card: bytes, weights: bytes):
 
 
 def _checkpoint_file():
-    from linearnets.checkpoint import Checkpointer
-    from linearnets.params import Params
-    import torch
     with tempfile.TemporaryDirectory() as d:
         ck = Checkpointer(d, fingerprint={"lr": 0.1, "n": 12})
-        ck.history = [{"epoch": 1, "loss": 0.5}]
-        path = ck.save(epoch=1, step=3, params=Params(torch.ones(4, 3), torch.zeros(3)),
-                       solver_state={"vW": torch.zeros(3, 4)}, partial={"loss_sum": 1.5, "samples": 12})
-        return path.read_bytes()
+        state = TrainState(Params(torch.ones(4, 3), torch.zeros(3)), epoch=1, step=3,
+                           partial={"loss_sum": 1.5, "samples": 12}, solver_state={"vW": torch.zeros(3, 4)},
+                           history=History([{"epoch": 1, "loss": 0.5}]))
+        return ck.save(state).read_bytes()
 
 
 VALID_CHECKPOINT = _checkpoint_file()
 
 
 def _load_checkpoint(tmp: Path, data: bytes):
-    import warnings
-    from linearnets.checkpoint import load_checkpoint, load_latest
     folder = tmp / "checkpoints"
     folder.mkdir(exist_ok=True)
     (folder / "ckpt-000001-000000003.safetensors").write_bytes(data)

@@ -4,11 +4,10 @@ import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import full_batch, relerr
 from hypothesis import given, settings
 
-from helpers import relerr
 from linearnets.losses import LOSSES, entropy, one_hot, smooth_labels
-from linearnets.objective import Problem
 from linearnets.params import Params
 
 DT = torch.float64
@@ -63,7 +62,7 @@ def test_value_gradient_hessian_match_autograd(name, targets, smoothing, wd):
     assert relerr(G, gZ) < TOL and relerr(L, reference_value(name, Z, Y)) < TOL
 
     # the objective: gradient w.r.t. W and b, with weight decay on W only
-    problem = Problem(X, Y, loss, wd, chunk_rows=16)        # several chunks on purpose
+    problem = full_batch(X, Y, loss, wd, chunk_rows=16)        # several chunks on purpose
     params = Params(W.clone(), b.clone())
 
     def objective(theta):

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import full_batch, relerr
 
 import linearnets as ln
-from helpers import relerr
 from linearnets.losses import LOSSES, one_hot, smooth_labels
-from linearnets.objective import Problem
 from linearnets.params import Params
 
 
@@ -36,8 +35,8 @@ def test_large_features_float32_match_float64(loss):
     Y = one_hot(torch.from_numpy(y), 3, torch.float64) if loss != "squared" else torch.from_numpy(X[:, :3] @ np.ones((3, 3)) * 1e-6)
     W = torch.from_numpy(rng.standard_normal((8, 3)) * 1e-6)
     b = torch.zeros(3, dtype=torch.float64)
-    p64 = Problem(torch.from_numpy(X), Y, ln.losses.get_loss(loss), 1e-3)
-    p32 = Problem(torch.from_numpy(X).float(), Y.float(), ln.losses.get_loss(loss), 1e-3)
+    p64 = full_batch(torch.from_numpy(X), Y, loss, 1e-3)
+    p32 = full_batch(torch.from_numpy(X).float(), Y.float(), loss, 1e-3)
     F64, gW64, gb64 = p64.value_and_grad(Params(W, b))
     F32, gW32, gb32 = p32.value_and_grad(Params(W.float(), b.float()))
     assert torch.isfinite(F32) and torch.isfinite(gW32).all()

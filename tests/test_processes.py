@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import relerr
 from safetensors.torch import load_file
 
 import linearnets as ln
-from helpers import relerr
 from linearnets.checkpoint import list_checkpoints, load_checkpoint
 
 PY = sys.executable

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from helpers import relerr
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import linearnets as ln
-from helpers import relerr
 
 
 @pytest.fixture(scope="module")

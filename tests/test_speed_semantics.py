@@ -4,15 +4,14 @@ gradients in centred coordinates reach the same optimum; CUDA equals CPU (skippe
 import numpy as np
 import pytest
 import torch
+from helpers import full_batch, relerr
 
 import linearnets as ln
-from helpers import relerr
-from linearnets.data.stream import epoch_generator
+from linearnets.data.shuffle import epoch_generator
 from linearnets.losses import get_loss, one_hot, smooth_labels
-from linearnets.objective import Problem
 from linearnets.params import Params
 from linearnets.solvers import SolverConfig, get_solver
-from linearnets.train import train
+from linearnets.train import TrainState, train
 
 
 def reference_sgd(X, Y, loss, *, lr, batch_size, epochs, wd, momentum, seed):
@@ -54,7 +53,8 @@ def test_fast_sgd_equals_plain_sgd(loss_name, targets, wd, momentum):
     lr = 0.05 if loss_name == "squared" else 0.5
     cfg = SolverConfig(lr=lr, batch_size=37, epochs=3, momentum=momentum, seed=4)
     params = Params.zeros(X.shape[1], Y.shape[1], dtype=torch.float64)
-    train(Problem(X, Y, loss, wd), params, get_solver("sgd")(cfg), epochs=3)
+    fb = full_batch(X, Y, loss, wd)
+    train(fb.source, fb.objective, get_solver("sgd")(cfg), TrainState(params), epochs=3)
     W, b = reference_sgd(X, Y, loss, lr=lr, batch_size=37, epochs=3, wd=wd, momentum=momentum, seed=4)
     assert relerr(params.W, W) < 1e-10 and relerr(params.b, b) < 1e-10
 

@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import relerr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import linearnets as ln
-from helpers import relerr
-from linearnets.data.stream import epoch_generator, open_shards, rank_range, shuffled_batches
+from linearnets.data.shards import open_shards
+from linearnets.data.shuffle import epoch_generator, rank_range, shuffled_batches
 from linearnets.losses import get_loss
 
 
@@ -43,11 +44,11 @@ def test_shards_read_every_row_in_file_order(tmp_path, kind):
     A = np.random.default_rng(1).standard_normal((1000, 5))
     sh = open_shards(write_shards(tmp_path / "s", A, 3, kind, row_group=128), target=2 if kind == "npy" else "f2")
     assert (sh.n, sh.d, len(sh.paths)) == (1000, 4, 3)
-    X = np.concatenate([x for x, _ in sh.blocks(0, sh.n, 97)])
-    y = np.concatenate([t for _, t in sh.blocks(0, sh.n, 97)])
+    X = np.concatenate([x for x, _ in sh.blocks(97)])
+    y = np.concatenate([t for _, t in sh.blocks(97)])
     np.testing.assert_array_equal(X, np.delete(A, 2, axis=1))
     np.testing.assert_array_equal(y, A[:, 2])
-    part = np.concatenate([x for x, _ in sh.blocks(333, 777, 50)])
+    part = np.concatenate([x for x, _ in sh.rows(333, 777).blocks(50)])
     np.testing.assert_array_equal(part, np.delete(A, 2, axis=1)[333:777])
 
 
@@ -58,12 +59,12 @@ def test_shuffled_batches_are_a_permutation(tmp_path_factory, n, B, buffer, bloc
     A = as_ids(np.zeros((n, 2), np.float32))
     sh = open_shards(write_shards(tmp_path_factory.mktemp("p"), A, min(parts, n)))
     encode = lambda y: torch.from_numpy(np.asarray(y, np.float64))
-    batches = list(shuffled_batches(sh, 0, n, B, generator=epoch_generator(seed, 0), encode=encode,
+    batches = list(shuffled_batches(sh, B, generator=epoch_generator(seed, 0), encode=encode,
                                     dtype=torch.float32, buffer_rows=buffer, block_rows=block))
     ids = torch.cat([Xb[:, 0] for Xb, _ in batches]).long().numpy()
     assert sorted(ids.tolist()) == list(range(n))                   # every row exactly once
     assert all(len(Xb) == B for Xb, _ in batches[:-1]) and 1 <= len(batches[-1][0]) <= B
-    again = list(shuffled_batches(sh, 0, n, B, generator=epoch_generator(seed, 0), encode=encode,
+    again = list(shuffled_batches(sh, B, generator=epoch_generator(seed, 0), encode=encode,
                                   dtype=torch.float32, buffer_rows=buffer, block_rows=block))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))   # replayable from (seed, epoch)
 
@@ -72,10 +73,10 @@ def test_no_shuffle_is_file_order_and_big_buffer_mixes(tmp_path):
     A = as_ids(np.zeros((1000, 2), np.float32))
     sh = open_shards(write_shards(tmp_path / "s", A, 2))
     encode = lambda y: torch.from_numpy(np.asarray(y, np.float64))
-    plain = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 0, 1000, 64, generator=None, encode=encode,
+    plain = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 64, generator=None, encode=encode,
                                                              dtype=torch.float32)])
     assert plain.long().tolist() == list(range(1000))
-    mixed = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 0, 1000, 64, generator=epoch_generator(0, 0),
+    mixed = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 64, generator=epoch_generator(0, 0),
                                                              encode=encode, dtype=torch.float32,
                                                              buffer_rows=1000, block_rows=100)])
     first = mixed[:100].long().numpy()                # a uniform permutation: the first 100 rows
@@ -101,7 +102,7 @@ def test_streamed_parquet_newton_and_metrics(tmp_path):
     b = ln.SoftmaxRegression(solver="newton", weight_decay=1e-3, epochs=20).fit(X, y)
     assert relerr(a.coef_, b.coef_) < 1e-8
     assert list(a.feature_names_in_) == [f"f{j}" for j in range(64)]
-    m = a.stream_metrics(sh)
+    m = a.evaluate(sh)
     assert m["accuracy"] == pytest.approx(b.score(X, y), abs=1e-12)
 
 
@@ -116,7 +117,7 @@ def test_streamed_sgd_follows_the_replayable_order(tmp_path):
     encode = lambda t: torch.from_numpy(np.asarray(t).astype(np.int64))
     loss = get_loss("cross_entropy")
     for epoch in range(2):
-        for Xb, tb in shuffled_batches(sh, 0, sh.n, 32, generator=epoch_generator(0, epoch), encode=encode,
+        for Xb, tb in shuffled_batches(sh, 32, generator=epoch_generator(0, epoch), encode=encode,
                                        dtype=torch.float64, buffer_rows=100, block_rows=64):
             _, G = loss.value_and_grad(Xb @ W + b, tb)
             W, b = W - 0.3 * Xb.T @ G, b - 0.3 * G.sum(0)
@@ -125,7 +126,7 @@ def test_streamed_sgd_follows_the_replayable_order(tmp_path):
 
 def test_simulated_ranks_are_one_sgd_over_the_concatenated_rank_batches(tmp_path):
     """The order P ranks would use: batch t = rank 0's batch t, then rank 1's, … (each rank
-    shuffles its own contiguous rows). Built by hand here, independently of Problem.batches."""
+    shuffles its own contiguous rows). Built by hand here, independently of the data sources."""
     X, y = ln.data.load_digits()
     X = X.astype(np.float64)
     B, P, lr = 16, 2, 0.3
@@ -172,7 +173,8 @@ def test_truncated_npy_shard(tmp_path):
 def test_peak_memory_does_not_grow_with_rows(tmp_path):
     """Point 1 at CI size: one streamed SGD epoch over 40 000 and 160 000 rows × 784 float32
     (0.13 and 0.5 GB of shards), each in a fresh process: the peak RSS stays the same."""
-    from linearnets.bench.stream import run_child, write_shards as bench_shards
+    from linearnets.bench.stream import run_child
+    from linearnets.bench.stream import write_shards as bench_shards
 
     peaks = {}
     for n in (40_000, 160_000):

@@ -7,13 +7,22 @@ Public API (re-exports only)::
     from linearnets import data, losses
 """
 
-__version__ = "0.1.0"
-
 from . import data, losses
-from .errors import (CheckpointError, ChecksumError, ConfigError, DataError, DistributedError, DivergenceError,
-                     DownloadError, FormatError, IllConditionedWarning, LinearnetsError, ModelFileError)
-from .estimators import LinearRegression, SoftmaxRegression
-from .persistence import load
+from .errors import (
+                     CheckpointError,
+                     ChecksumError,
+                     ConfigError,
+                     DataError,
+                     DistributedError,
+                     DivergenceError,
+                     DownloadError,
+                     FormatError,
+                     IllConditionedWarning,
+                     LinearnetsError,
+                     ModelFileError,
+)
+from .estimators import LinearRegression, SoftmaxRegression, load
+from .version import __version__
 
 __all__ = [
     "LinearRegression", "SoftmaxRegression", "load", "data", "losses",

@@ -4,13 +4,13 @@ One file per checkpoint, ``FOLDER/ckpt-EEEEEE-SSSSSSSSS.safetensors`` (E = epoch
 S = steps done in the next epoch; 0 at an epoch boundary), holding
 
 - tensors: the parameters ``W`` (d, k) and ``b`` (k,), and the solver's state
-  (``solver.*``: SGD's momentum buffers, L-BFGS's curvature pairs);
+  (``solver.*``: SGD's momentum buffers, L-BFGS's curvature pairs, the closed form's moments);
 - metadata (JSON): the position in the data (epoch, step), the sums of the current
   epoch so far (loss, hits, samples), the divergence guard's limit, the history of the
   finished epochs, and a *fingerprint* of the settings (solver, learning rate, batch size,
   seed, data size, world size, …). The random state needs no bytes: every epoch's shuffle
   is drawn from a generator seeded by (seed, epoch, rank) alone
-  (:func:`~linearnets.data.stream.epoch_generator`), so (seed, epoch, step) *is* the
+  (:func:`~linearnets.data.shuffle.epoch_generator`), so (seed, epoch, step) *is* the
   state of the data order.
 
 Written atomically (temporary file in the same folder, fsync, rename, fsync of the folder):
@@ -28,30 +28,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from safetensors import safe_open
+from safetensors.torch import save
 
 from ._io import atomic_write_bytes
 from .errors import CheckpointError
 from .params import Params
+from .train import History, TrainState
 
-__all__ = ["Checkpoint", "Checkpointer", "load_checkpoint", "load_latest", "list_checkpoints"]
+__all__ = ["Checkpointer", "Checkpoint", "load_checkpoint", "load_latest", "list_checkpoints"]
 
 FORMAT = "linearnets-checkpoint/1"
 NAME = re.compile(r"^ckpt-(\d{6})-(\d{9})\.safetensors$")
 
 
 @dataclass
-class Checkpoint:
-    epoch: int                                   # epochs completed
-    step: int                                    # steps completed in the epoch that follows
-    params: Params
-    solver_state: dict[str, Tensor]
-    partial: dict                                # sums of the unfinished epoch (empty at a boundary)
-    history: list[dict]
-    fingerprint: dict
-    guard_limit: float | None = None
+class Checkpoint(TrainState):
+    """A :class:`~linearnets.train.TrainState` read from a file, with its ``path`` and ``fingerprint``."""
+
     path: Path | None = None
-    extra: dict = field(default_factory=dict)
+    fingerprint: dict = field(default_factory=dict)
 
 
 def _name(epoch: int, step: int) -> str:
@@ -68,8 +64,9 @@ def list_checkpoints(folder) -> list[Path]:
 
 
 class Checkpointer:
-    """Writes checkpoints into ``folder`` every ``every_steps`` steps (0: epoch ends only)
-    and at the end of every epoch. ``write=False`` (ranks other than 0) only keeps time."""
+    """Writes a :class:`~linearnets.train.TrainState` into ``folder`` every ``every_steps`` steps
+    (0: epoch ends only) and at the end of every epoch. ``write=False`` (ranks other than 0)
+    writes nothing."""
 
     def __init__(self, folder, *, fingerprint: dict, every_steps: int = 0, keep: int = 2,
                  write: bool = True):
@@ -78,8 +75,6 @@ class Checkpointer:
         self.folder = Path(folder)
         self.fingerprint = fingerprint
         self.every_steps, self.keep, self.write = int(every_steps), max(1, int(keep)), write
-        self.history: list[dict] = []            # finished epochs (the train loop keeps it current)
-        self.guard = None
         if write:
             self.folder.mkdir(parents=True, exist_ok=True)
             for stale in self.folder.glob(".ckpt-*.tmp"):      # left by a writer that was killed
@@ -88,20 +83,16 @@ class Checkpointer:
     def due(self, step: int) -> bool:
         return self.every_steps > 0 and step % self.every_steps == 0
 
-    def save(self, *, epoch: int, step: int, params: Params, solver_state: dict[str, Tensor],
-             partial: dict | None = None) -> Path | None:
+    def save(self, state: TrainState) -> Path | None:
         if not self.write:
             return None
-        from safetensors.torch import save
-
-        tensors = {"W": params.W.detach().contiguous().cpu(), "b": params.b.detach().contiguous().cpu()}
-        for key, t in solver_state.items():
+        tensors = {"W": state.params.W.detach().contiguous().cpu(), "b": state.params.b.detach().contiguous().cpu()}
+        for key, t in state.solver_state.items():
             tensors[f"solver.{key}"] = t.detach().contiguous().cpu()
-        meta = {"epoch": epoch, "step": step, "partial": partial or {}, "history": self.history,
-                "fingerprint": self.fingerprint,
-                "guard_limit": None if self.guard is None else self.guard.limit}
+        meta = {"epoch": state.epoch, "step": state.step, "partial": state.partial, "history": list(state.history),
+                "fingerprint": self.fingerprint, "guard_limit": state.guard_limit}
         blob = save(tensors, metadata={"format": FORMAT, "meta": json.dumps(meta, allow_nan=True)})
-        path = self.folder / _name(epoch, step)
+        path = self.folder / _name(state.epoch, state.step)
         atomic_write_bytes(path, blob)
         for old in list_checkpoints(self.folder)[self.keep:]:
             old.unlink(missing_ok=True)
@@ -110,8 +101,6 @@ class Checkpointer:
 
 def load_checkpoint(path) -> Checkpoint:
     """Read and verify one checkpoint file; :class:`CheckpointError` if it is not one."""
-    from safetensors import safe_open
-
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -138,7 +127,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
         raise CheckpointError(f"{path}: checkpoint parameters are not finite")
     state = {k.removeprefix("solver."): v for k, v in tensors.items() if k.startswith("solver.")}
-    return Checkpoint(epoch, step, Params(W, b), state, partial, history, fingerprint, limit, path)
+    return Checkpoint(Params(W, b), epoch, step, partial, state, limit, History(history), path, fingerprint)
 
 
 def load_latest(folder, fingerprint: dict | None = None) -> Checkpoint | None:

@@ -13,14 +13,23 @@ shows the traceback).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
+from . import data
+from ._io import atomic_path, atomic_write_json
+from .bench import BENCHMARKS
+from .distributed import LOCAL, init_from_env
 from .errors import LinearnetsError
+from .estimators import LinearRegression, SoftmaxRegression, load
+from .lab.runner import run_cli
+from .plots import training_curves
+from .version import __version__
 
 EXIT_USAGE = 2
 
@@ -29,29 +38,38 @@ class UsageError(LinearnetsError):
     pass
 
 
+def _defaults(field: str) -> str:
+    """The estimators' default of a setting, as the help shows it."""
+    lin = inspect.signature(LinearRegression).parameters[field].default
+    soft = inspect.signature(SoftmaxRegression).parameters[field].default
+    return f"{soft} softmax, {lin} linear" if lin != soft else str(lin)
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
+    # Settings of the estimators default to None here: a flag not given leaves the estimator's own
+    # default (one source of defaults for the API and the CLI); the help shows it.
     p.add_argument("--model", choices=["linear", "softmax"], default="softmax",
                    help="linear regression or softmax regression (default: softmax)")
     p.add_argument("--data", required=True,
                    help="a built-in dataset (digits, diabetes, synthetic-regression, synthetic-fashion, "
-                        "fashion-mnist, mnist) or a CSV/NPY/Parquet file")
+                        "fashion-mnist, mnist), a CSV/NPY/Parquet file, or a folder of NPY/Parquet shards")
     p.add_argument("--target", help="target column of a data file: name or index (default: last)")
-    p.add_argument("--solver", default=None,
-                   help="exact, sgd, gd, newton, newton-cg, lbfgs (default: exact for linear, sgd for softmax)")
-    p.add_argument("--loss", default="cross_entropy", help="softmax loss: cross_entropy, mse, kl")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.03 linear, 0.1 softmax)")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 10 linear, 256 softmax)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--lr-schedule", default="constant", help="constant, step, cosine")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--solver", help=f"exact, sgd, gd, newton, newton-cg, lbfgs (default: {_defaults('solver')})")
+    p.add_argument("--loss", help="softmax loss: cross_entropy, mse, kl (default: cross_entropy)")
+    p.add_argument("--lr", type=float, help=f"learning rate (default: {_defaults('lr')})")
+    p.add_argument("--batch-size", type=int, help=f"minibatch size (default: {_defaults('batch_size')})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default: {_defaults('epochs')})")
+    p.add_argument("--weight-decay", type=float, help="L2 penalty (λ/2)||W||² (default: 0)")
+    p.add_argument("--momentum", type=float, help="heavy-ball momentum of sgd/gd (default: 0)")
+    p.add_argument("--lr-schedule", help="constant, step, cosine (default: constant)")
+    p.add_argument("--label-smoothing", type=float, help="softmax: targets (1-ε)Y + ε/k (default: 0)")
+    p.add_argument("--tol", type=float, help=f"full-batch solvers stop at max|∇F| ≤ tol (default: {_defaults('tol')})")
     p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="fraction held out for validation metrics (0 to train on everything)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--dtype", default=None, help="float32 or float64")
+                   help="fraction held out for validation metrics, stratified for classification; for "
+                        "shards whole random blocks of --block-rows rows (0 to train on everything; default 0.2)")
+    p.add_argument("--seed", type=int, help="seed of the shuffles and the validation split (default: 0)")
+    p.add_argument("--device", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--dtype", help="float32 or float64 (default: float32 for sgd/gd, float64 otherwise)")
     p.add_argument("--out", required=True, help="output folder for the model, metrics and curves")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("large data, checkpoints and several processes")
@@ -73,9 +91,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="one process, the sample order of a P-rank run (to check or debug one)")
 
 
+#: CLI flag → estimator setting (only flags that were given are passed)
+SETTINGS = ("solver", "loss", "lr", "batch_size", "epochs", "weight_decay", "momentum", "lr_schedule",
+            "label_smoothing", "tol", "seed", "device", "dtype")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linearnets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"linearnets {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model and save it with its metrics and curves")
@@ -83,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a dataset")
     p.add_argument("--model", required=True, help="folder written by `linearnets train`")
-    p.add_argument("--data", required=True)
-    p.add_argument("--target")
+    p.add_argument("--data", required=True, help="a built-in dataset, a CSV/NPY/Parquet file or a folder of shards")
+    p.add_argument("--target", help="target column of a data file: name or index (default: last)")
+    p.add_argument("--stream", action="store_true", help="stream an .npy/.parquet file instead of loading it")
     p.add_argument("--split", default="test", choices=["train", "test"],
                    help="split of MNIST/Fashion-MNIST (default: test)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -119,22 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- data ---------------------------------------------------------------------------------
-def _dataset(spec: str, target=None, split: str = "train", seed: int = 0):
-    from . import data
+def _streamed(args) -> bool:
+    if args.data in data.BUILTIN:
+        if args.stream:
+            raise UsageError(f"--stream reads .npy/.parquet files or folders; {args.data!r} is built in")
+        return False
+    return args.stream or Path(args.data).is_dir()
 
+
+def _dataset(spec: str, target=None, split: str = "train", seed: int = 0):
     if spec in data.BUILTIN:
         return data.load(spec, split=split, seed=seed)
     path = Path(spec)
     if path.suffix.lower() in data.files.SUFFIXES or path.exists():
         return data.read_table(path, target)
     raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
-                     "nor an existing .csv/.npy/.parquet file")
+                     "nor an existing .csv/.npy/.parquet file or folder of shards")
 
 
 def _features(ds, model=None):
     """Features as a DataFrame when the data has column names (so models remember them)."""
-    import pandas as pd
-
     if not ds.feature_names:
         return ds.X
     frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
@@ -149,126 +178,106 @@ def _features(ds, model=None):
     return frame
 
 
-def _split(X, y, fraction: float, classification: bool, seed: int):
-    from sklearn.model_selection import train_test_split
-
-    if not fraction:
-        return X, None, y, None
-    if not 0 < fraction < 1:
-        raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
-    try:
-        return train_test_split(X, y, test_size=fraction, random_state=seed,
-                                stratify=y if classification else None)
-    except ValueError as e:
-        raise UsageError(f"cannot hold out {fraction:.0%} for validation: {e}") from None
+def _rows(args, *, training: bool, split: str = "train", seed: int = 0):
+    """(name, rows): Shards for a folder or --stream, else (X, y) arrays (and the dataset record)."""
+    if _streamed(args):
+        opts = {}
+        if training:
+            opts = dict(buffer_rows=args.shuffle_buffer, block_rows=args.block_rows, shuffle=not args.no_shuffle)
+        shards = data.open_shards(args.data, args.target, **opts)
+        return shards.name, shards, None
+    ds = _dataset(args.data, args.target, split=split, seed=seed)
+    return ds.name, None, ds
 
 
-def _streamed(args) -> bool:
-    from .data import BUILTIN
-
-    if args.data in BUILTIN:
-        if args.stream:
-            raise UsageError(f"--stream reads .npy/.parquet files or folders; {args.data!r} is built in")
-        return False
-    return args.stream or Path(args.data).is_dir()
+def _model(args):
+    """The estimator with the settings given on the command line (the rest: its defaults)."""
+    given = {key: getattr(args, key) for key in SETTINGS if getattr(args, key, None) is not None}
+    cls = SoftmaxRegression if args.model == "softmax" else LinearRegression
+    if cls is LinearRegression:
+        for key in ("loss", "label_smoothing"):
+            if key in given:
+                raise UsageError(f"--{key.replace('_', '-')} is a softmax setting; drop it for --model linear")
+    return cls(**given)
 
 
 # --- commands -------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    comm = None
-    if args.distributed:
-        from .distributed import init_from_env
-        comm = init_from_env(args.device)
+    comm = init_from_env(args.device or "cpu") if args.distributed else LOCAL
     try:
         return _train(args, comm)
     finally:
-        if comm is not None:
-            comm.close()
+        comm.close()
 
 
 def _train(args, comm) -> int:
-    from . import LinearRegression, SoftmaxRegression
-    from ._io import atomic_write_json
-    from .plots import training_curves
-
-    main = comm is None or comm.rank == 0
+    main = comm.rank == 0
+    model = _model(args)
+    if args.distributed:
+        model.set_params(device=str(comm.device))
+    model.set_params(verbose=0 if (args.quiet or not main) else 1)
+    seed = model.seed
+    name, shards, ds = _rows(args, training=True, seed=seed)
+    fraction = args.val_fraction
+    if not 0 <= fraction < 1:
+        raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
     classification = args.model == "softmax"
-    streamed = _streamed(args)
-    if streamed:
-        from .data import open_shards
-        ds = open_shards(args.data, args.target, buffer_rows=args.shuffle_buffer, block_rows=args.block_rows,
-                         shuffle=not args.no_shuffle)
+    if shards is not None:
+        train, val = shards.split(fraction, seed) if fraction else (shards, None)
+        train_rows, val_rows = (train, None), (None if val is None else (val, None))
     else:
-        ds = _dataset(args.data, args.target, seed=args.seed)
         if classification and ds.task == "regression":
             raise UsageError(f"--model softmax needs class labels, but the target of {ds.name} is continuous; "
                              "use --model linear")
-    common = dict(epochs=args.epochs, weight_decay=args.weight_decay, momentum=args.momentum,
-                  lr_schedule=args.lr_schedule, tol=args.tol, seed=args.seed,
-                  device=str(comm.device) if comm is not None else args.device,
-                  dtype=args.dtype, verbose=0 if (args.quiet or not main) else 1)
-    if classification:
-        model = SoftmaxRegression(solver=args.solver or "sgd", loss=args.loss, lr=args.lr or 0.1,
-                                  batch_size=args.batch_size or 256,
-                                  label_smoothing=args.label_smoothing, **common)
-    else:
-        model = LinearRegression(solver=args.solver or "exact", lr=args.lr or 0.03,
-                                 batch_size=args.batch_size or 10, **common)
+        X = _features(ds)
+        if fraction:
+            tr, va = data.holdout(len(ds.y), fraction, seed, ds.y if classification else None)
+            take = lambda a, idx: a.iloc[idx] if isinstance(a, pd.DataFrame) else a[idx]
+            train_rows, val_rows = (take(X, tr), ds.y[tr]), (take(X, va), ds.y[va])
+        else:
+            train_rows, val_rows = (X, ds.y), None
     out = Path(args.out)
     fit_options = dict(comm=comm, simulate_ranks=args.simulate_ranks, resume=args.resume)
     if args.checkpoint_every is not None or args.resume:
         fit_options.update(checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every or 0)
+    if val_rows is not None:
+        fit_options["eval_set"] = val_rows[0] if shards is not None else val_rows
     t0 = time.perf_counter()
-    if streamed:
-        model.fit(ds, **fit_options)
-        n_train, n_val, train_metrics, val_metrics = ds.n, 0, model.stream_metrics(ds, comm), None
-    else:
-        Xtr, Xva, ytr, yva = _split(_features(ds), ds.y, args.val_fraction, classification, args.seed)
-        model.fit(Xtr, ytr, eval_set=None if Xva is None else (Xva, yva), **fit_options)
-        n_train, n_val = int(len(ytr)), 0 if yva is None else int(len(yva))
-        train_metrics = _metrics(model, Xtr, ytr)
-        val_metrics = None if Xva is None else _metrics(model, Xva, yva)
+    model.fit(*train_rows, **fit_options)
     seconds = time.perf_counter() - t0
+    train_metrics = model.evaluate(*train_rows, comm=comm)
+    val_metrics = None if val_rows is None else model.evaluate(*val_rows, comm=comm)
     if model.resumed_from_ and main:
         print(f"resumed from {model.resumed_from_}", file=sys.stderr)
     elif args.resume and main:
         print(f"no checkpoint in {out / 'checkpoints'}; started from scratch", file=sys.stderr)
     if not main:
         return 0                                         # rank 0 writes the results
-    metrics = {"dataset": ds.name, "model": args.model, "solver": model.solver,
-               "n_train": n_train, "n_val": n_val, "seconds": seconds,
-               "world_size": comm.world_size if comm is not None else 1,
+    metrics = {"dataset": name, "model": args.model, "solver": model.solver,
+               "n_train": train_metrics["n"], "n_val": 0 if val_metrics is None else val_metrics["n"],
+               "seconds": seconds, "world_size": comm.world_size,
                "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
     model.save(out)
     atomic_write_json(out / "metrics.json", metrics)
-    training_curves(model.history_, out / "curves.png", title=f"{args.model} · {ds.name} · {model.solver}")
-    final = metrics["val"] or metrics["train"]
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items())
-    print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if metrics['val'] else 'train'}: "
+    training_curves(model.history_, out / "curves.png", title=f"{args.model} · {name} · {model.solver}")
+    final = val_metrics or train_metrics
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "n")
+    print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if val_metrics else 'train'}: "
           f"{shown}; wrote {out}/model.safetensors, model.json, metrics.json, curves.png")
     return 0
 
 
-def _metrics(model, X, y) -> dict:
-    if hasattr(model, "classes_"):
-        P = model.predict_proba(X)
-        idx = np.searchsorted(model.classes_, y)
-        logp = np.log(np.clip(P[np.arange(len(y)), np.clip(idx, 0, len(model.classes_) - 1)], 1e-300, None))
-        return {"accuracy": float(model.score(X, y)), "cross_entropy": float(-logp.mean())}
-    pred = model.predict(X)
-    return {"r2": float(model.score(X, y)), "mse": float(np.mean((np.asarray(y) - pred) ** 2))}
-
-
 def cmd_evaluate(args) -> int:
-    from . import load
-
     model = load(args.model)
-    ds = _dataset(args.data, args.target, split=args.split)
-    try:
-        metrics = _metrics(model, _features(ds, model), ds.y)
-    except ValueError as e:
-        raise UsageError(f"cannot evaluate on {ds.name}: {e}") from None
-    metrics["n"] = int(len(ds.y))
+    if _streamed(args):
+        shards = data.open_shards(args.data, args.target, shuffle=False)
+        metrics = model.evaluate(shards)
+    else:
+        ds = _dataset(args.data, args.target, split=args.split)
+        try:
+            metrics = model.evaluate(_features(ds, model), ds.y)
+        except ValueError as e:
+            raise UsageError(f"cannot evaluate on {ds.name}: {e}") from None
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -277,19 +286,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    import pandas as pd
-
-    from . import data, load
-    from ._io import atomic_path
-
     model = load(args.model)
     X = _features(data.read_table(args.input, has_target=False), model)
     out = pd.DataFrame({"prediction": model.predict(X)})
     if args.proba:
         if not hasattr(model, "predict_proba"):
             raise UsageError("--proba needs a softmax model")
+        P = model.predict_proba(X)
         for j, c in enumerate(model.classes_):
-            out[f"p_{c}"] = model.predict_proba(X)[:, j]
+            out[f"p_{c}"] = P[:, j]
     with atomic_path(args.output, suffix=".csv") as tmp:
         out.to_csv(tmp, index=False)
     print(f"wrote {len(out)} predictions to {args.output}")
@@ -297,8 +302,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from . import data
-
     if args.action == "list":
         print("built-in (offline): digits, diabetes, synthetic-regression, synthetic-fashion")
         home = data.data_home()
@@ -320,14 +323,10 @@ def cmd_data(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    from .lab.runner import run_cli
     return run_cli(args)
 
 
 def cmd_bench(args) -> int:
-    import importlib
-
-    from .bench import BENCHMARKS
     quick_sizes = {"sgd": ["--n", "20000"], "exact": ["--n", "200000"], "optimum": ["--n", "20000"],
                    "stream": ["--rows", "100000", "400000"]}
     for name in args.which:
@@ -335,7 +334,7 @@ def cmd_bench(args) -> int:
             raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     for name in args.which:
         print(f"\n== {name} ==")
-        importlib.import_module(f"linearnets.bench.{name}").main(quick_sizes[name] if args.quick else [])
+        BENCHMARKS[name].main(quick_sizes[name] if args.quick else [])
     return 0
 
 

@@ -17,16 +17,50 @@ raise :class:`~linearnets.errors.DistributedError` with one clear line instead o
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from .errors import ConfigError, DistributedError
 
-__all__ = ["Comm", "init_from_env"]
+__all__ = ["Comm", "LocalComm", "LOCAL", "init_from_env"]
 
 DEFAULT_TIMEOUT_S = 30.0
+
+
+class LocalComm:
+    """One process, no collectives: the communicator of a run that is not data-parallel."""
+
+    rank, world_size = 0, 1
+    device = torch.device("cpu")
+
+    def all_reduce_(self, *tensors: Tensor) -> None:
+        pass
+
+    def sum_(self, *tensors: Tensor) -> None:
+        pass
+
+    def broadcast_object(self, obj=None):
+        return obj
+
+    def all_gather_object(self, obj) -> list:
+        return [obj]
+
+    def all_gather(self, t: Tensor) -> list[Tensor]:
+        return [t]
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "LOCAL"
+
+
+#: the communicator of a single process
+LOCAL = LocalComm()
 
 
 class Comm:
@@ -37,8 +71,6 @@ class Comm:
 
     def all_reduce_(self, *tensors: Tensor) -> None:
         """Sum each tensor over the ranks, in place (one collective for all of them)."""
-        import torch.distributed as dist
-
         if len(tensors) == 1 and tensors[0].is_contiguous():
             flat = tensors[0]
         else:
@@ -64,8 +96,6 @@ class Comm:
 
     def broadcast_object(self, obj=None):
         """Rank 0's ``obj`` on every rank."""
-        import torch.distributed as dist
-
         box = [obj if self.rank == 0 else None]
         try:
             dist.broadcast_object_list(box, src=0)
@@ -74,8 +104,6 @@ class Comm:
         return box[0]
 
     def all_gather_object(self, obj) -> list:
-        import torch.distributed as dist
-
         out = [None] * self.world_size
         try:
             dist.all_gather_object(out, obj)
@@ -84,8 +112,6 @@ class Comm:
         return out
 
     def all_gather(self, t: Tensor) -> list[Tensor]:
-        import torch.distributed as dist
-
         out = [torch.empty_like(t) for _ in range(self.world_size)]
         try:
             dist.all_gather(out, t.contiguous())
@@ -100,8 +126,6 @@ class Comm:
             "stopping. Rerun the job with --resume to continue from the newest checkpoint")
 
     def close(self) -> None:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -112,8 +136,6 @@ class Comm:
 def _cause(e: Exception) -> str:
     """The backend's reason in a few words: first line, first sentence, without source paths
     ("[/.../pair.cc:537] Read error [127.0.0.1]:4021: Connection reset by peer. This is …")."""
-    import re
-
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     text = re.sub(r"\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text)
     return text.split(". ")[0][:160] or type(e).__name__
@@ -127,8 +149,6 @@ def _store(rank: int, world: int, timeout: float):
     addresses and fail to connect. (Under torchrun the agent hosts the store; launched by
     hand, rank 0 does.)
     """
-    import torch.distributed as dist
-
     agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
                           is_master=rank == 0 and not agent, timeout=timedelta(seconds=timeout))
@@ -142,8 +162,6 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
     ``device``: "cpu" (gloo) or "cuda"/"auto" (NCCL, GPU ``LOCAL_RANK``). ``timeout_s``
     bounds every collective (default 30 s, or $LINEARNETS_DIST_TIMEOUT).
     """
-    import torch.distributed as dist
-
     missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
         raise ConfigError(f"--distributed needs the variables torchrun sets ({', '.join(missing)} missing); "

@@ -3,28 +3,47 @@ r"""scikit-learn estimators over the training loop: ``LinearRegression``, ``Soft
 Both fit ``Z = X W + b`` by minimising ``L(Z, Y) + (λ/2)||W||²`` (``λ = weight_decay``),
 with ``L`` the mean loss over samples, using the solver named by ``solver``.
 ``__init__`` only stores the settings; ``fit`` validates. Inputs may be NumPy arrays,
-pandas frames or torch tensors. ``coef_`` has scikit-learn's layout (outputs × features).
+pandas frames, torch tensors, or :class:`~linearnets.data.shards.Shards` (rows streamed from
+disk). ``coef_`` has scikit-learn's layout (outputs × features).
+
+The route of ``fit``: data → a :class:`~linearnets.data.source.DataSource` (the one target
+encoder, :class:`~linearnets.data.targets.Targets`) → :func:`linearnets.train.train` with an
+:class:`~linearnets.objective.Objective` and the named solver → a
+:class:`~linearnets.train.TrainState` whose parameters become ``coef_``/``intercept_`` and whose
+history is ``history_``. ``score`` and :meth:`evaluate` are :func:`linearnets.metrics.evaluate`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+import platform
 
 import numpy as np
+import safetensors
+import sklearn
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .errors import ConfigError, DataError
-from .losses import get_loss, one_hot, smooth_labels
-from .objective import Problem
+from . import metrics
+from .checkpoint import Checkpointer, load_latest
+from .data.arrays import as_tensor
+from .data.shards import Shards
+from .data.source import DataSource, InMemory, Interleaved, Streamed, holdout
+from .data.targets import Targets, is_soft
+from .distributed import LOCAL
+from .errors import ConfigError, DataError, LinearnetsError, ModelFileError
+from .losses import get_loss
+from .objective import Objective
 from .params import Params
+from .persistence import read_model, save_model
+from .progress import ProgressBar
 from .solvers import FLOAT64_SOLVERS, SolverConfig, get_solver
-from .train import Callback, EarlyStopping, Evaluate, History, train
+from .train import Callback, EarlyStopping, Evaluate, TrainState, train
+from .version import __version__
 
-__all__ = ["LinearRegression", "SoftmaxRegression", "resolve_device", "resolve_dtype"]
+__all__ = ["LinearRegression", "SoftmaxRegression", "load", "resolve_device", "resolve_dtype"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -68,26 +87,31 @@ def _as_numpy(a):
     return a
 
 
-def as_tensor(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """NumPy → torch without a copy when dtype and device allow (read-only arrays are never written)."""
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(a)
-    else:
-        t = torch.from_numpy(a)
-    return t.to(dtype=dtype, device=device)
+def _versions() -> dict:
+    return {"linearnets": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "safetensors": safetensors.__version__,
+            "python": platform.python_version()}
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 class _LinearModel(BaseEstimator):
-    """Shared machinery; subclasses define the loss, targets and predictions."""
+    """Shared machinery; subclasses define the loss, the targets and the predictions."""
 
     _task = "regression"
 
     # --- settings ------------------------------------------------------------------
     def _loss(self):
         raise NotImplementedError
+
+    def _objective(self) -> Objective:
+        return Objective(self._loss(), float(self.weight_decay))
 
     def _solver_config(self) -> SolverConfig:
         return SolverConfig(lr=self.lr, batch_size=self.batch_size, momentum=self.momentum,
@@ -102,7 +126,7 @@ class _LinearModel(BaseEstimator):
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype, self.solver)
 
-    # --- data ------------------------------------------------------------------------
+    # --- data → sources ----------------------------------------------------------------
     def _validate_X(self, X, reset: bool):
         try:
             return validate_data(self, _as_numpy(X), reset=reset, dtype=[np.float64, np.float32])
@@ -112,7 +136,7 @@ class _LinearModel(BaseEstimator):
     def _validate_Xy(self, X, y, reset: bool):
         # a solver that verifies finiteness during its own pass (the closed form checks its
         # moments) spares the separate NaN/Inf scan over X
-        scan = not getattr(get_solver(self.solver), "checks_finite", False)
+        scan = not (reset and get_solver(self.solver).checks_finite)
         try:
             X, y = validate_data(self, _as_numpy(X), _as_numpy(y), reset=reset,
                                  dtype=[np.float64, np.float32], multi_output=True,
@@ -121,9 +145,43 @@ class _LinearModel(BaseEstimator):
             raise DataError(str(e)) from e
         return X, y
 
-    def _problem(self, X: np.ndarray, Y: torch.Tensor, comm=None, simulate_ranks: int = 1) -> Problem:
-        return Problem(as_tensor(X, self._dtype, self._device), Y, self._loss(), self.weight_decay,
-                       comm=comm, simulate_ranks=simulate_ranks)
+    def _check_shards(self, shards: Shards, fit: bool) -> None:
+        if fit:
+            self.n_features_in_ = shards.d
+            if shards.feature_names is not None:
+                self.feature_names_in_ = np.asarray(shards.feature_names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        if shards.d != self.n_features_in_:
+            raise DataError(f"{shards.name} has {shards.d} features; the model was fitted with "
+                            f"{self.n_features_in_}")
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and shards.feature_names is not None and list(names) != list(shards.feature_names):
+            raise DataError(f"{shards.name}: feature columns {list(shards.feature_names)[:5]}… differ from "
+                            f"the model's {list(names)[:5]}…")
+
+    def _source(self, X, y=None, *, fit: bool, classes=None, comm=LOCAL) -> DataSource:
+        """Rows (arrays or shards) → a source in the training dtype, targets encoded by the
+        model's encoder (learned here when ``fit``)."""
+        dtype, device = self._dtype, self._device
+        if isinstance(X, Shards):
+            if y is not None:
+                raise DataError("the target of shards is one of their columns; pass y=None")
+            if X.target is None:
+                raise DataError(f"{X.name}: opened without a target column (has_target=False); "
+                                "cannot fit or score on it")
+            self._check_shards(X, fit)
+            if fit:
+                self._encoder = self._fit_stream_targets(X, comm)
+            return Streamed(X, self._encoder, dtype=dtype, device=device)
+        X, y = self._validate_Xy(X, y, reset=fit)
+        if fit:
+            self._encoder = self._fit_targets(y, classes)
+        return InMemory.from_arrays(X, self._prepare_y(y), self._encoder, dtype=dtype, device=device)
+
+    def _prepare_y(self, y):
+        return y
 
     # --- fitting -----------------------------------------------------------------------
     def fit(self, X, y=None, *, callbacks: list[Callback] | None = None, eval_set=None,
@@ -131,182 +189,195 @@ class _LinearModel(BaseEstimator):
             simulate_ranks: int = 1):
         """Fit from scratch (or from the newest checkpoint with ``resume=True``).
 
-        ``X`` is an array-like (n, d) with targets ``y``, or a
-        :class:`~linearnets.data.stream.Shards` (``y=None``; rows streamed from disk, memory
-        independent of n). ``eval_set=(X_val, y_val)`` adds val_loss/val_accuracy to the history.
+        ``X`` is an array-like (n, d) with targets ``y``, or :class:`~linearnets.data.shards.Shards`
+        (``y=None``; rows streamed from disk, memory independent of n). ``eval_set=(X_val, y_val)``
+        or shards adds ``val_loss`` and ``val_accuracy`` / ``val_mse``, ``val_r2`` to the history.
+        ``callbacks``: :class:`~linearnets.train.Callback` objects (step and epoch events).
         ``checkpoint_dir``: write checkpoints there after every epoch and every
         ``checkpoint_every`` steps (minibatch solvers). ``resume``: continue from the newest
         checkpoint in ``checkpoint_dir`` (bitwise the run that was interrupted, on CPU); start
         fresh when there is none. ``comm`` (:func:`linearnets.distributed.init_from_env`): train
-        data-parallel; this rank uses its part of the rows. ``simulate_ranks=P`` replays, in
+        data-parallel; this rank uses its share of the rows. ``simulate_ranks=P`` replays, in
         one process, the sample order of a P-rank run.
         """
         self._check_settings()
-        from .data.stream import Shards
-        if self.early_stopping and comm is not None and comm.world_size > 1:
-            raise ConfigError("early_stopping is not supported in a distributed run; pass eval_set instead")
-        if isinstance(X, Shards):
-            if y is not None:
-                raise DataError("fit(shards): the target is a column of the shards; pass y=None")
-            problem = self._stream_problem(X, comm, simulate_ranks)
-        else:
-            X, y = self._validate_Xy(X, y, reset=True)
-            Y = self._targets(y, reset=True)                             # (n, k)
-            if comm is not None and comm.world_size > 1:                 # this rank's rows only
-                from .data.stream import rank_range
-                lo, hi = rank_range(X.shape[0], comm.rank, comm.world_size)
-                X, Y = X[lo:hi], Y[lo:hi]
-            problem = self._problem(X, Y, comm, simulate_ranks)
-        params = Params.zeros(problem.d, problem.k, dtype=self._dtype, device=self._device)
-        checkpointer = ckpt = None
+        comm = comm or LOCAL
+        P = simulate_ranks
+        if isinstance(P, bool) or int(P) != P or P < 1 or (comm.world_size > 1 and P != 1):
+            raise ConfigError(f"Invalid simulate_ranks: {simulate_ranks!r}; use a positive integer "
+                              "(and 1 in a distributed run)")
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume=True needs checkpoint_dir")
+        source = self._source(X, y, fit=True, comm=comm)
+        objective = self._objective()
+        cbs = list(callbacks or [])
+        if self.early_stopping:
+            source, val = self._holdout(source)
+            cbs = [Evaluate(objective, val.part(comm.rank, comm.world_size) if comm.world_size > 1 else val, comm),
+                   EarlyStopping("val_loss", patience=self.n_iter_no_change)] + cbs
+        elif eval_set is not None:
+            val = self._eval_source(eval_set)
+            cbs = [Evaluate(objective, val.part(comm.rank, comm.world_size) if comm.world_size > 1 else val,
+                            comm)] + cbs
+        fingerprint = self._fingerprint(source, comm.world_size, int(P))
+        if comm.world_size > 1:
+            source = source.part(comm.rank, comm.world_size)
+        elif P > 1:
+            source = Interleaved(source, int(P))
+        state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+        checkpointer = None
+        self.resumed_from_ = None
         if checkpoint_dir is not None:
-            from .checkpoint import Checkpointer, load_latest
-            fingerprint = self._fingerprint(problem)
             checkpointer = Checkpointer(checkpoint_dir, fingerprint=fingerprint, every_steps=checkpoint_every,
-                                        write=comm is None or comm.rank == 0)
+                                        write=comm.rank == 0)
             if resume:
-                ckpt = load_latest(checkpoint_dir, fingerprint) if checkpointer.write else None
-                if comm is not None and comm.world_size > 1:
-                    ckpt = comm.broadcast_object(ckpt)
+                ckpt = load_latest(checkpoint_dir, fingerprint) if comm.rank == 0 else None
+                ckpt = comm.broadcast_object(ckpt)
                 if ckpt is not None:
                     ckpt.params = ckpt.params.to(dtype=self._dtype, device=self._device)
                     ckpt.solver_state = {k: v.to(self._device) for k, v in ckpt.solver_state.items()}
-        elif resume:
-            raise ConfigError("resume=True needs checkpoint_dir")
-        self.resumed_from_ = None if ckpt is None else str(ckpt.path)
-        return self._run_problem(problem, params, epochs=self.epochs, callbacks=callbacks, eval_set=eval_set,
-                                 fresh=True, checkpointer=checkpointer, resume=ckpt)
+                    state, self.resumed_from_ = ckpt, str(ckpt.path)
+        return self._run(source, state, epochs=self.epochs, callbacks=cbs, comm=comm, checkpoint=checkpointer)
 
-    def stream_metrics(self, shards, comm=None) -> dict:
-        """Mean loss (and accuracy) of the fitted model over streamed rows, in one pass:
-        ``{"loss", "accuracy"}`` for classification, ``{"mse", "r2"}`` for regression."""
-        check_is_fitted(self, "_params")
-        problem = self._stream_problem(shards, comm, 1, refit=False)
-        if problem.loss.classification:
-            problem.weight_decay = 0.0
-            F, acc = problem.value_and_accuracy(self._params)
-            return {"accuracy": acc, self.loss: float(F)}
-        # one pass: Σ r², Σ y, Σ y² for the MSE and R²
-        W, b = self._params.W, self._params.b
-        sums = torch.zeros(3, dtype=torch.float64)
-        for Xc, Tc in problem.class_major_chunks():
-            y = Tc[0].double()
-            r = (Xc @ W + b)[:, 0].double() - y
-            sums += torch.stack([r.square().sum(), y.sum(), y.square().sum()])
-        if problem.comm is not None:
-            problem.comm.sum_(sums)
-        n = problem.n_total
-        mse, var = float(sums[0]) / n, float(sums[2]) / n - (float(sums[1]) / n) ** 2
-        return {"r2": 1.0 - mse / var if var > 0 else 0.0, "mse": mse}
+    def partial_fit(self, X, y, classes=None):
+        """One more epoch on (X, y), continuing from the current parameters and solver state
+        (momentum, L-BFGS pairs; for ``exact``, the moments of every chunk so far — so the
+        closed form over chunks equals the fit on all rows). Settings changed with
+        ``set_params`` (``lr``, ``momentum``, …) apply from this call on."""
+        first = not hasattr(self, "_state")
+        self._check_settings()
+        if first:
+            source = self._source(X, y, fit=True, classes=classes)
+            state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+        else:
+            source = self._source(X, y, fit=False)
+            state = self._state
+        return self._run(source, state, epochs=state.epoch + 1, callbacks=(), comm=LOCAL)
 
-    def _fingerprint(self, problem) -> dict:
+    def _run(self, source, state: TrainState, *, epochs, callbacks, comm, checkpoint=None):
+        cbs = list(callbacks)
+        if self.verbose and comm.rank == 0:
+            cbs.append(ProgressBar("epoch"))
+        solver = get_solver(self.solver)(self._solver_config())
+        try:
+            train(source, self._objective(), solver, state, epochs=epochs, comm=comm, callbacks=cbs,
+                  checkpoint=checkpoint)
+        finally:
+            self._finish(state)
+        return self
+
+    def _finish(self, state: TrainState):
+        self._state = state
+        self._params = state.params
+        self.history_ = state.history
+        self.n_iter_ = len(state.history)
+        W = state.params.W.detach().cpu().double().numpy()                # (d, k)
+        b = state.params.b.detach().cpu().double().numpy()                # (k,)
+        self.coef_, self.intercept_ = self._coef_layout(W, b)
+
+    def _holdout(self, source: DataSource) -> tuple[DataSource, DataSource]:
+        """(train, validation) for early stopping: ``validation_fraction`` of the rows."""
+        if isinstance(source, Streamed):
+            tr, va = source.shards.split(self.validation_fraction, self.seed)
+            return (Streamed(tr, source.targets, dtype=source.dtype, device=source.device),
+                    Streamed(va, source.targets, dtype=source.dtype, device=source.device))
+        tr, va = holdout(source.n, self.validation_fraction, self.seed,
+                         source.labels.cpu().numpy() if source.labels is not None else None)
+        return source.rows(torch.from_numpy(tr)), source.rows(torch.from_numpy(va))
+
+    def _eval_source(self, eval_set) -> DataSource:
+        if isinstance(eval_set, Shards):
+            return self._source(eval_set, fit=False)
+        Xv, yv = eval_set
+        return self._source(Xv, yv, fit=False)
+
+    def _fingerprint(self, source: DataSource, world_size: int, simulate_ranks: int) -> dict:
         """The settings a checkpoint must share with the run that resumes from it."""
         skip = {"verbose"} | ({"epochs"} if self.lr_schedule == "constant" else set())
         settings = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                     for k, v in self.get_params().items() if k not in skip}
-        fp = {"model": type(self).__name__, **settings, "n": problem.n_total, "d": problem.d, "k": problem.k,
-              "world_size": problem.world_size, "simulate_ranks": problem.simulate_ranks,
+        fp = {"model": type(self).__name__, **settings, "n": source.n, "d": source.d, "k": source.k,
+              "world_size": world_size, "simulate_ranks": simulate_ranks,
               "dtype": str(self._dtype).removeprefix("torch.")}
-        if problem.streamed:
-            fp["stream"] = [problem.buffer_rows, problem.block_rows, problem.shuffle]
+        if isinstance(source, Streamed):
+            sh = source.shards
+            fp["stream"] = [sh.buffer_rows, sh.block_rows, sh.shuffle]
         if hasattr(self, "classes_"):
             fp["classes"] = [str(c) for c in self.classes_]
         return fp
 
-    def _stream_problem(self, shards, comm, simulate_ranks, refit: bool = True):
-        from .objective import StreamProblem
-        if self.early_stopping and refit:
-            raise ConfigError("early_stopping holds out rows in memory; with streamed data pass "
-                              "eval_set=(X_val, y_val) instead")
-        encode, k = self._stream_targets(shards, comm, refit)
-        if not refit:                                    # evaluating the fitted model: its dtype, in order
-            if shards.d != self.n_features_in_:
-                raise DataError(f"{shards.name} has {shards.d} features; the model was fitted with "
-                                f"{self.n_features_in_}")
-            options = dict(dtype=self._params.W.dtype, device=self._params.W.device)
-        else:
-            self.n_features_in_ = shards.d
-            if shards.feature_names is not None:
-                self.feature_names_in_ = np.asarray(shards.feature_names, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            options = dict(dtype=self._dtype, device=self._device, simulate_ranks=simulate_ranks,
-                           buffer_rows=shards.buffer_rows, block_rows=shards.block_rows, shuffle=shards.shuffle,
-                           label_smoothing=getattr(self, "label_smoothing", 0.0))
-        return StreamProblem(shards, encode, k, self._loss(), self.weight_decay, comm=comm, **options)
+    # --- metrics -------------------------------------------------------------------------
+    def evaluate(self, X, y=None, *, comm=None) -> dict:
+        """The metrics of the fitted model on (X, y) or on shards (:mod:`linearnets.metrics`):
+        ``loss`` (the objective, penalty included), ``accuracy`` or ``mse`` and ``r2``, and ``n``.
+        With ``comm``, this rank scores its share of the rows and the sums are all-reduced."""
+        check_is_fitted(self, "_params")
+        comm = comm or LOCAL
+        source = self._source(X, y, fit=False)
+        if comm.world_size > 1:
+            source = source.part(comm.rank, comm.world_size)
+        return metrics.evaluate(self._objective(), self._params, source, comm)
 
-    def partial_fit(self, X, y, classes=None):
-        """One more epoch on (X, y), continuing from the current parameters and solver state."""
-        first = not hasattr(self, "_params")
-        if first:
-            self._check_settings()
-        X, y = self._validate_Xy(X, y, reset=first)
-        Y = self._targets(y, reset=first, classes=classes if first else None)
-        params = (Params.zeros(X.shape[1], Y.shape[1], dtype=self._dtype, device=self._device)
-                  if first else self._params)
-        return self._run(X, Y, params, epochs=1, callbacks=None, eval_set=None, fresh=first)
-
-    def _run(self, X, Y, params, *, epochs, callbacks, eval_set, fresh):
-        return self._run_problem(self._problem(X, Y), params, epochs=epochs, callbacks=callbacks,
-                                 eval_set=eval_set, fresh=fresh)
-
-    def _run_problem(self, problem, params, *, epochs, callbacks, eval_set, fresh, checkpointer=None,
-                     resume=None):
-        cbs = list(callbacks or [])
-        if self.early_stopping and fresh and epochs > 1:
-            problem, val = self._split_validation(problem)
-            cbs = [Evaluate(val), EarlyStopping("val_loss", patience=self.n_iter_no_change)] + cbs
-        elif eval_set is not None:
-            Xv, yv = self._validate_Xy(*eval_set, reset=False)
-            cbs = [Evaluate(self._problem(Xv, self._targets(yv, reset=False)))] + cbs
-        if self.verbose:
-            from .progress import ProgressBar
-            cbs.append(ProgressBar("epoch"))
-        if fresh or not hasattr(self, "_solver"):
-            self._solver = get_solver(self.solver)(self._solver_config())
-            self.history_ = History()
-        self._params = params
-        start = 0 if fresh else len(self.history_)
-        if resume is not None:
-            self.history_ = History(resume.history)
-        try:
-            history = train(problem, params, self._solver, epochs=start + epochs, start_epoch=start,
-                            callbacks=cbs, init=fresh, checkpointer=checkpointer, resume=resume)
-        finally:
-            self._finish(params)
-        self.history_.extend(history)
-        self.n_iter_ = len(self.history_)
-        return self
-
-    def _split_validation(self, problem: Problem):
-        n = problem.n
-        n_val = max(1, int(round(self.validation_fraction * n)))
-        if n_val >= n:
-            raise DataError(f"validation_fraction={self.validation_fraction} leaves no training data")
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).to(problem.device)
-        tr, va = perm[n_val:], perm[:n_val]
-        make = lambda idx: Problem(problem.X[idx], problem.Y[idx], problem.loss, problem.weight_decay)
-        return make(tr), make(va)
-
-    def _finish(self, params: Params):
-        self._params = params
-        W = params.W.detach().cpu().double().numpy()                    # (d, k)
-        b = params.b.detach().cpu().double().numpy()                    # (k,)
-        self.coef_, self.intercept_ = self._coef_layout(W, b)
+    def _score(self, X, y, sample_weight, key: str) -> float:
+        if sample_weight is not None:
+            raise ConfigError("sample_weight is not supported yet")
+        return self.evaluate(X, y)[key]
 
     # --- prediction ----------------------------------------------------------------------
     def _decision(self, X) -> np.ndarray:
+        """Logits / outputs Z (n, k), float64 NumPy; X an array-like or shards."""
         check_is_fitted(self, "_params")
-        X = self._validate_X(X, reset=False)
-        Xt = as_tensor(X, self._params.W.dtype, self._params.W.device)
-        Z = torch.addmm(self._params.b, Xt, self._params.W)              # (n, k)
+        W, b = self._params.W, self._params.b
+        if isinstance(X, Shards):
+            self._check_shards(X, fit=False)
+            parts = [torch.addmm(b, torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device), W)
+                     for Xc, _ in X.blocks()]
+            Z = torch.cat(parts) if parts else W.new_zeros(0, W.shape[1])
+        else:
+            X = self._validate_X(X, reset=False)
+            Z = torch.addmm(b, as_tensor(X, W.dtype, W.device), W)               # (n, k)
         return Z.detach().cpu().double().numpy()
 
     # --- persistence ---------------------------------------------------------------------
+    def _card(self) -> dict:
+        params = self._params
+        return {
+            "estimator": type(self).__name__, "task": self._task,
+            "n_features": int(params.d), "n_outputs": int(params.k),
+            "dtype": str(params.W.dtype).removeprefix("torch."),
+            "y_1d": bool(getattr(self, "_y_1d", False)),
+            "classes": self.classes_.tolist() if hasattr(self, "classes_") else None,
+            "classes_dtype": (None if not hasattr(self, "classes_") else
+                              "object" if self.classes_.dtype.kind == "O" else self.classes_.dtype.str),
+            "feature_names": self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None,
+            "hyperparameters": {k: _json_safe(v) for k, v in self.get_params().items()},
+            "metrics": {"n_iter": int(self.n_iter_),
+                        **{k: _json_safe(v) for k, v in (self.history_[-1] if self.history_ else {}).items()}},
+            "versions": _versions(),
+        }
+
     def save(self, path) -> None:
         """Write ``path/model.safetensors`` (W, b) and ``path/model.json`` (the card)."""
-        from .persistence import save_model
-        save_model(self, path)
+        check_is_fitted(self, "_params")
+        save_model(path, self._params, self._card())
+
+    def _restore(self, card: dict, params: Params, device: str) -> None:
+        """Fitted attributes from a card (already checked against the weights)."""
+        self._check_settings()
+        dev = resolve_device(device)
+        d = params.d
+        self._device, self._dtype = dev, params.W.dtype
+        self.n_features_in_ = d
+        names = card.get("feature_names")
+        if names:
+            if not isinstance(names, list) or len(names) != d:
+                raise ModelFileError(f"'feature_names' must list {d} names")
+            self.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
+        self._encoder = self._restore_targets(card, params.k)
+        state = TrainState(Params(params.W.to(dev), params.b.to(dev)))
+        state.epoch = int((card.get("metrics") or {}).get("n_iter", 0))
+        self._finish(state)
+        self.n_iter_ = state.epoch
 
 
 class LinearRegression(RegressorMixin, _LinearModel):
@@ -356,27 +427,17 @@ class LinearRegression(RegressorMixin, _LinearModel):
     def _loss(self):
         return get_loss("squared")
 
-    def _targets(self, y, reset: bool, classes=None) -> torch.Tensor:
-        y = np.asarray(y, dtype=np.float64)
-        if reset:
-            self._y_1d = y.ndim == 1
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y                        # (n, m)
-        if not reset and hasattr(self, "_params") and Y.shape[1] != self._params.k:
-            raise DataError(f"y has {Y.shape[1]} targets but the model was fitted with {self._params.k}")
-        return as_tensor(Y, self._dtype, self._device)
+    def _fit_targets(self, y, classes=None) -> Targets:
+        self._y_1d = np.asarray(y).ndim == 1
+        return Targets.fit(y, "regression")
 
-    def _stream_targets(self, shards, comm, refit: bool = True):
-        """(encode: raw target block → float64 tensor, k = 1)."""
-        if refit:
-            self._y_1d = True
+    def _fit_stream_targets(self, shards: Shards, comm) -> Targets:
+        self._y_1d = True
+        return Targets("regression", 1)
 
-        def encode(y: np.ndarray) -> torch.Tensor:
-            try:
-                return torch.from_numpy(np.asarray(y, dtype=np.float64))
-            except (TypeError, ValueError):
-                raise DataError(f"{shards.name}: the target column {shards.target_name!r} is not numeric; "
-                                "LinearRegression needs numbers") from None
-        return encode, 1
+    def _restore_targets(self, card: dict, k: int) -> Targets:
+        self._y_1d = bool(card.get("y_1d", k == 1))
+        return Targets("regression", k)
 
     def _coef_layout(self, W, b):
         if self._y_1d:
@@ -386,6 +447,10 @@ class LinearRegression(RegressorMixin, _LinearModel):
     def predict(self, X) -> np.ndarray:
         Z = self._decision(X)
         return Z[:, 0] if self._y_1d else Z
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """R² (averaged over outputs), as :mod:`linearnets.metrics` computes it."""
+        return self._score(X, y, sample_weight, "r2")
 
 
 class SoftmaxRegression(ClassifierMixin, _LinearModel):
@@ -437,76 +502,47 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
     def _loss(self):
         return get_loss(self.loss)
 
-    def _targets(self, y, reset: bool, classes=None) -> torch.Tensor:
-        """Labels → one-hot rows over ``classes_`` (all classes from ``classes`` when given, as in
-        scikit-learn's partial_fit); probability rows pass through as soft targets."""
+    def _prepare_y(self, y):
         y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            Y = self._soft_targets(y, reset)
-        else:
-            if y.ndim == 2:
-                y = column_or_1d(y, warn=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return y
+
+    def _fit_targets(self, y, classes=None) -> Targets:
+        """Labels → classes_ (all of ``classes`` when given, as in scikit-learn's partial_fit);
+        probability rows (n, k) → soft targets over classes 0..k-1."""
+        y = self._prepare_y(y)
+        if not is_soft(y):
             try:
                 check_classification_targets(y)
             except ValueError as e:
                 raise DataError(str(e)) from e
-            if reset:
-                self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
-                if len(self.classes_) < 2:
-                    raise DataError(f"{type(self).__name__} needs samples of at least 2 classes, "
-                                    f"got 1 class ({self.classes_[0]!r})")
-            Y = one_hot(self._encoder("y", self.classes_)(y), len(self.classes_), self._dtype)
-        return smooth_labels(Y, self.label_smoothing).to(self._device)
+        encoder = Targets.fit(y, "classification", classes=classes, smoothing=self.label_smoothing,
+                              name=type(self).__name__)
+        self.classes_ = encoder.classes
+        return encoder
 
-    def _soft_targets(self, y: np.ndarray, reset: bool) -> torch.Tensor:
-        y = np.asarray(y, dtype=np.float64)
-        if not np.isfinite(y).all():
-            raise DataError("soft targets contain NaN or Inf")
-        if (y < 0).any():
-            r = int(np.argwhere(y < 0)[0, 0])
-            raise DataError(f"soft targets must be non-negative; row {r} has {y[r].min():g}")
-        sums = y.sum(axis=1)
-        bad = np.abs(sums - 1.0) > 1e-4
-        if bad.any():
-            r = int(np.argmax(bad))
-            raise DataError(f"soft-target rows must sum to 1; row {r} sums to {sums[r]:g}")
-        if reset:
-            self.classes_ = np.arange(y.shape[1])
-        elif y.shape[1] != len(self.classes_):
-            raise DataError(f"soft targets have {y.shape[1]} columns but the model has {len(self.classes_)} classes")
-        return torch.from_numpy(y).to(self._dtype)
-
-    def _stream_targets(self, shards, comm, refit: bool = True):
-        """(encode: raw label block → class indices (int64), k). The classes come from one pass
-        over the target column (each rank scans its part; the sets are merged)."""
-        from .data.stream import rank_range
-        if not refit:
-            return self._encoder(shards.name, self.classes_), len(self.classes_)
-        rank, world = (comm.rank, comm.world_size) if comm is not None else (0, 1)
-        lo, hi = rank_range(shards.n, rank, world)
-        local = np.unique(np.concatenate([np.unique(y) for _, y in shards.blocks(lo, hi, 4096)]))
-        if comm is not None and world > 1:
+    def _fit_stream_targets(self, shards: Shards, comm) -> Targets:
+        """The classes from one pass over the target column (each rank scans its share; the
+        sets are merged)."""
+        mine = shards.part(comm.rank, comm.world_size) if comm.world_size > 1 else shards
+        local = np.unique(np.concatenate([np.unique(y) for y in mine.targets()]))
+        if comm.world_size > 1:
             local = np.unique(np.concatenate(comm.all_gather_object(local)))
         try:
             check_classification_targets(local)
         except ValueError as e:
             raise DataError(f"{shards.name}: {e}") from e
-        self.classes_ = local
-        if len(local) < 2:
-            raise DataError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class "
-                            f"({local[0]!r})")
-        return self._encoder(shards.name, self.classes_), len(self.classes_)
+        encoder = Targets.for_classes(local, self.label_smoothing, name=shards.name)
+        self.classes_ = encoder.classes
+        return encoder
 
-    @staticmethod
-    def _encoder(name: str, classes: np.ndarray):
-        """labels → their indices in ``classes`` (int64 tensor); DataError naming unknown ones."""
-        def encode(y: np.ndarray) -> torch.Tensor:
-            idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-            unknown = classes[idx] != y
-            if unknown.any():
-                raise DataError(f"{name} has labels not seen in fit: {np.unique(y[unknown])[:5].tolist()}")
-            return torch.from_numpy(idx.astype(np.int64))
-        return encode
+    def _restore_targets(self, card: dict, k: int) -> Targets:
+        if not isinstance(card.get("classes"), list) or len(card["classes"]) != k:
+            raise ModelFileError(f"'classes' must list {k} classes")
+        dtype = card.get("classes_dtype") or None
+        self.classes_ = np.asarray(card["classes"], dtype=object if dtype == "object" else dtype)
+        return Targets("classification", k, self.classes_, float(self.label_smoothing))
 
     def _coef_layout(self, W, b):
         return W.T.copy(), b.copy()
@@ -518,12 +554,44 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
 
     def predict_proba(self, X) -> np.ndarray:
         """softmax(Z), rows sum to 1; shape (n, k)."""
-        Z = torch.from_numpy(self._decision(X))
-        return torch.softmax(Z, dim=1).numpy()
+        return torch.softmax(torch.from_numpy(self._decision(X)), dim=1).numpy()
 
     def predict_log_proba(self, X) -> np.ndarray:
         return torch.log_softmax(torch.from_numpy(self._decision(X)), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
+        """The class of the largest logit (the first of tied ones)."""
         Z = self._decision(X)
         return self.classes_[Z.argmax(axis=1)]
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Accuracy, as :mod:`linearnets.metrics` computes it (argmax; labels must be known)."""
+        return self._score(X, y, sample_weight, "accuracy")
+
+
+ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, SoftmaxRegression)}
+
+
+def load(path, *, device: str = "cpu"):
+    """Load a model saved by ``model.save(path)``. Never executes code from the files."""
+    params, card, card_path = read_model(path)
+    estimator = card.get("estimator")
+    cls = ESTIMATORS.get(estimator) if isinstance(estimator, str) else None
+    if cls is None:
+        raise ModelFileError(f"{card_path}: unknown estimator {estimator!r}")
+    try:
+        hyper = dict(card["hyperparameters"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{card_path} is missing or has a bad field: {e}") from None
+    unknown = set(hyper) - set(cls().get_params())
+    if unknown:
+        raise ModelFileError(f"{card_path}: unknown hyperparameters {sorted(unknown)}")
+    hyper["device"] = device
+    try:
+        model = cls(**hyper)
+        model._restore(card, params, device)          # the card's settings must be valid ones
+    except ModelFileError as e:
+        raise ModelFileError(f"{card_path}: {e}") from None
+    except (LinearnetsError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ModelFileError(f"{card_path}: invalid card ({type(e).__name__}: {e})") from None
+    return model

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Params"]
+__all__ = ["Params", "ClassMajor"]
 
 
 @dataclass
@@ -55,3 +55,28 @@ class Params:
 
     def is_finite(self) -> bool:
         return bool(torch.isfinite(self.W).all() and torch.isfinite(self.b).all())
+
+
+@dataclass
+class ClassMajor:
+    """The parameters in the class-major layout minibatch SGD works in: ``Wt = Wᵀ`` (k, d), ``b``
+    (k,), so that ``Zᵀ = Wᵀ Xᵀ + b`` and the update ``Wᵀ ← Wᵀ − η Gᵀ X`` are single products."""
+
+    Wt: Tensor  # (k, d)
+    b: Tensor   # (k,)
+
+    @classmethod
+    def of(cls, params: Params) -> "ClassMajor":
+        """A class-major copy of ``params``."""
+        return cls(params.W.T.contiguous(), params.b.clone())
+
+    def clone(self) -> "ClassMajor":
+        return ClassMajor(self.Wt.clone(), self.b.clone())
+
+    def view(self) -> Params:
+        """These parameters as :class:`Params` (``W`` is a transposed view, no copy)."""
+        return Params(self.Wt.T, self.b)
+
+    def write_to(self, params: Params) -> None:
+        params.W.copy_(self.Wt.T)
+        params.b.copy_(self.b)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from .train import Callback
 
@@ -18,7 +24,7 @@ class ProgressBar(Callback):
         self.console = console
         self.progress = None
 
-    def on_train_begin(self, epochs):
+    def on_train_begin(self, state, epochs):
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
@@ -26,14 +32,14 @@ class ProgressBar(Callback):
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=epochs, metrics="")
 
-    def on_epoch_end(self, record, params):
+    def on_epoch(self, state, record):
         parts = [f"loss {record['loss']:.4g}"]
         for key, label in (("accuracy", "acc"), ("val_loss", "val loss"), ("val_accuracy", "val acc")):
             if key in record:
                 parts.append(f"{label} {record[key]:.3f}")
         self.progress.update(self.task, advance=1, metrics="  ".join(parts))
 
-    def on_train_end(self, history):
+    def on_train_end(self, state, history):
         if self.progress is not None:
             self.progress.update(self.task, total=len(history) or 1, completed=len(history))
             self.progress.stop()

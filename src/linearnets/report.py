@@ -6,8 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from ._io import atomic_write_text
-from .lab.base import jsonable
+from ._io import atomic_write_text, jsonable
 
 CSS = """
 :root { --ok:#1a7f37; --no:#cf222e; --maybe:#9a6700; --line:#d0d7de; --muted:#57606a; }

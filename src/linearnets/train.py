@@ -1,12 +1,35 @@
-"""The training loop: epochs of solver steps → a history; callbacks; no printing.
+r"""The training loop: a source's batches → solver steps → a history, with public events.
 
-    history = train(problem, params, solver, epochs=10, callbacks=[...])
+    history = train(source, objective, solver, state, epochs=10, callbacks=[...])
 
-Each epoch asks the solver for one :class:`~linearnets.solvers.EpochStats` and turns
-it into a record ``{"epoch", "loss", "accuracy", "seconds", "samples_per_s", "lr", ...}``.
-Callbacks see every record and may add to it (evaluation) or stop training (early
-stopping, convergence). A :class:`~linearnets.solvers.DivergenceGuard` watches every
-loss the solver computes.
+One loop for every solver, data source and number of ranks:
+
+* **minibatch solvers** (SGD): the loop walks ``source.batches(epoch, B, seed)``, computes each
+  batch's loss and ``G = dL/dZ`` through the :class:`~linearnets.objective.Objective`, sums the
+  step over the ranks of ``comm`` (one all-reduce of [Σ Gᵀx, Σ G, Σ ℓ, m]), checks the loss with
+  the :class:`~linearnets.solvers.DivergenceGuard`, and lets the solver update the parameters;
+* **full-batch solvers** (GD, Newton, Newton-CG, L-BFGS, exact): one iteration per epoch over a
+  :class:`~linearnets.objective.FullBatch` of the source.
+
+Everything a run needs to continue is a :class:`TrainState` (parameters, epoch and step, the
+unfinished epoch's sums, the solver's state, the guard's limit, the history); ``checkpoint``
+writes it (:mod:`linearnets.checkpoint`) after every epoch and every ``every_steps`` steps, and a
+run continued from it is bitwise the run that was interrupted.
+
+**Events** (subclass :class:`Callback`; every hook is optional):
+
+* ``on_train_begin(state, epochs)`` — before the first epoch (``epochs`` still to run);
+* ``on_step(state, step)`` — after every minibatch update (:class:`StepStats`: epoch, step, the
+  step's loss with the penalty, its rows, the learning rate, and the new parameters — a view
+  valid during the call; clone it to keep it);
+* ``on_epoch(state, record)`` — after every epoch with its history record (add keys to it);
+  return True to stop training;
+* ``on_train_end(state, history)`` — always, also after an error.
+
+A history record: ``epoch``, ``loss`` (F with the penalty — after the step for full-batch
+solvers, the mean over the epoch's steps, each at its own parameters, for minibatch ones),
+``accuracy`` (minibatch, classification: argmax hits on the batches as they were trained),
+``seconds``, ``samples_per_s``, ``steps``, ``lr``, ``grad_max`` (full batch), ``converged``.
 """
 
 from __future__ import annotations
@@ -14,13 +37,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import torch
 
-from .objective import Problem
-from .params import Params
-from .solvers import DivergenceGuard, Solver
+from .data.source import DataSource
+from .distributed import LOCAL
+from .errors import ConfigError, DivergenceError
+from .metrics import evaluate, hits
+from .objective import FullBatch, Objective
+from .params import ClassMajor, Params
+from .solvers import DivergenceGuard, EpochStats, Solver, learning_rate
 
-__all__ = ["train", "History", "Callback", "Evaluate", "EarlyStopping"]
+__all__ = ["train", "TrainState", "History", "StepStats", "Callback", "Evaluate", "EarlyStopping"]
 
 
 class History(list):
@@ -34,32 +63,60 @@ class History(list):
         return self[-1] if self else {}
 
 
-class Callback:
-    """Hooks of the loop. ``on_epoch_end`` may return True to stop training."""
+@dataclass
+class TrainState:
+    """Where a run stands: everything needed to continue it exactly."""
 
-    def on_train_begin(self, epochs: int) -> None:
+    params: Params
+    epoch: int = 0                                   # epochs completed
+    step: int = 0                                    # steps completed in epoch ``epoch`` (0 at a boundary)
+    partial: dict = field(default_factory=dict)      # sums of the unfinished epoch (loss_sum, hits, samples)
+    solver_state: dict = field(default_factory=dict) # the solver's tensors (momentum, pairs, moments)
+    guard_limit: float | None = None                 # the divergence guard's threshold, fixed at the first loss
+    history: History = field(default_factory=History)
+
+    @classmethod
+    def fresh(cls, d: int, k: int, *, dtype=torch.float32, device="cpu") -> "TrainState":
+        return cls(Params.zeros(d, k, dtype=dtype, device=device))
+
+
+@dataclass
+class StepStats:
+    epoch: int              # 0-based epoch of the step
+    step: int               # 1-based step within the epoch
+    loss: float             # the batch's loss + (λ/2)||W||², at the parameters before the step
+    samples: int            # rows of the step (over all ranks)
+    lr: float
+    params: Params          # the parameters after the step (a view, valid during the call)
+
+
+class Callback:
+    """Hooks of the loop (see the module docstring). ``on_epoch`` may return True to stop."""
+
+    def on_train_begin(self, state: TrainState, epochs: int) -> None:
         pass
 
-    def on_epoch_end(self, record: dict, params: Params) -> bool | None:
+    def on_step(self, state: TrainState, step: StepStats) -> None:
+        pass
+
+    def on_epoch(self, state: TrainState, record: dict) -> bool | None:
         return None
 
-    def on_train_end(self, history: History) -> None:
+    def on_train_end(self, state: TrainState, history: History) -> None:
         pass
 
 
 class Evaluate(Callback):
-    """Adds ``{prefix}loss`` (and ``{prefix}accuracy`` for classification) on other data."""
+    """Adds ``{prefix}loss`` and ``{prefix}accuracy`` (classification) or ``{prefix}mse`` and
+    ``{prefix}r2`` (regression) on other data — :func:`linearnets.metrics.evaluate`."""
 
-    def __init__(self, problem: Problem, prefix: str = "val_"):
-        self.problem, self.prefix = problem, prefix
+    def __init__(self, objective: Objective, source: DataSource, comm=LOCAL, prefix: str = "val_"):
+        self.objective, self.source, self.comm, self.prefix = objective, source, comm, prefix
 
-    def on_epoch_end(self, record, params):
-        if self.problem.loss.classification:
-            F, acc = self.problem.value_and_accuracy(params)
-            record[self.prefix + "accuracy"] = acc
-        else:
-            F = self.problem.value(params)
-        record[self.prefix + "loss"] = float(F)
+    def on_epoch(self, state, record):
+        for key, value in evaluate(self.objective, state.params, self.source, self.comm).items():
+            if key != "n":
+                record[self.prefix + key] = value
 
 
 class EarlyStopping(Callback):
@@ -72,95 +129,176 @@ class EarlyStopping(Callback):
         self.best_params: Params | None = None
         self.wait = 0
 
-    def on_epoch_end(self, record, params):
+    def on_epoch(self, state, record):
         value = record.get(self.monitor)
         if value is None:
             return None
         if value < self.best - self.min_delta:
             self.best, self.wait = value, 0
-            self.best_params = params.clone()
+            self.best_params = state.params.clone()
             return None
         self.wait += 1
         if self.wait >= self.patience:
             if self.best_params is not None:
-                params.copy_(self.best_params)
+                state.params.copy_(self.best_params)
             record["stopped_early"] = True
             return True
         return None
 
 
-def train(problem: Problem, params: Params, solver: Solver, *, epochs: int,
-          callbacks: Sequence[Callback] = (), start_epoch: int = 0, init: bool = True,
-          checkpointer=None, resume=None) -> History:
-    """Run up to ``epochs`` epochs of ``solver`` on ``problem``, updating ``params`` in place.
+def train(source: DataSource, objective: Objective, solver: Solver, state: TrainState, *, epochs: int,
+          comm=LOCAL, callbacks: Sequence[Callback] = (), checkpoint=None) -> History:
+    """Run ``solver`` from ``state`` until ``epochs`` epochs are done (or a callback or convergence
+    stops it), updating ``state`` in place; returns the records of the epochs run by this call
+    (``state.history`` holds them all).
 
-    Raises :class:`~linearnets.DivergenceError` at the first non-finite or exploding
-    loss; ``params`` then hold the last parameters whose loss was finite.
-    ``start_epoch``/``init=False`` continue an earlier run (``partial_fit``).
-    ``checkpointer`` (:class:`~linearnets.checkpoint.Checkpointer`) writes a checkpoint
-    after every epoch and, for minibatch solvers, every ``every_steps`` steps;
-    ``resume`` (a :class:`~linearnets.checkpoint.Checkpoint`) continues from one — the
-    returned history then holds only the epochs run by this call.
+    ``comm`` (:mod:`linearnets.distributed`): ``source`` is this rank's share; steps and sums are
+    reduced over the ranks. ``checkpoint`` (:class:`~linearnets.checkpoint.Checkpointer`): written
+    after every epoch and, for minibatch solvers, every ``every_steps`` steps. Raises
+    :class:`~linearnets.DivergenceError` at the first non-finite or exploding loss, with
+    ``state.params`` at the last parameters whose loss was finite.
     """
-    if solver.squared_only and problem.loss.classification:
-        from .errors import ConfigError
+    if solver.squared_only and objective.loss.classification:
         raise ConfigError(f"solver {solver.name!r} is the closed form of the squared loss; "
-                          f"use sgd, gd, newton, newton-cg or lbfgs for {problem.loss.name}")
+                          f"use sgd, gd, newton, newton-cg or lbfgs for {objective.loss.name}")
+    params = state.params
+    solver.init(source.d, source.k, params.W.dtype, params.W.device)
+    if state.solver_state:
+        solver.load_state_dict(state.solver_state)
+    guard = DivergenceGuard(solver.config.lr if solver.uses_lr else None, limit=state.guard_limit)
     history = History()
-    if init:
-        solver.init(problem, params)
-    if resume is not None:
-        params.copy_(resume.params)
-        solver.load_state_dict(resume.solver_state)
-        solver.resume_at(resume.epoch, resume.step, resume.partial)
-        start_epoch = resume.epoch
-    guard = DivergenceGuard(params, solver.config.lr if solver.uses_lr else None)
-    if resume is not None and resume.guard_limit is not None:
-        guard.limit = resume.guard_limit
-    solver.checkpointer = checkpointer
-    if checkpointer is not None:
-        checkpointer.guard = guard
-        if resume is not None:
-            checkpointer.history = list(resume.history)
+    callbacks = list(callbacks)
+    listeners = [cb for cb in callbacks if type(cb).on_step is not Callback.on_step]
+    full_batch = None if solver.minibatch else FullBatch(objective, source, comm)
     for cb in callbacks:
-        cb.on_train_begin(epochs - start_epoch)
+        cb.on_train_begin(state, epochs - state.epoch)
     try:
-        _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs, checkpointer)
+        for epoch in range(state.epoch, epochs):
+            guard.epoch = epoch
+            t0 = time.perf_counter()
+            if solver.minibatch:
+                stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
+                                         checkpoint)
+            else:
+                stats = solver.iterate(full_batch, params, guard, epoch)
+            seconds = time.perf_counter() - t0
+            if stats.converged and stats.steps == 0 and state.history:
+                state.history.last["converged"] = True       # a check that took no step is no epoch
+                break
+            record = _record(epoch, stats, seconds)
+            state.epoch, state.step, state.partial = epoch + 1, 0, {}
+            state.history.append(record)
+            history.append(record)
+            stop = stats.converged
+            for cb in callbacks:
+                stop = bool(cb.on_epoch(state, record)) or stop
+            if checkpoint is not None:
+                _sync(state, solver, guard)
+                checkpoint.save(state)
+            if stop:
+                break
     finally:
-        solver.checkpointer = None
+        _sync(state, solver, guard)
         for cb in callbacks:
-            cb.on_train_end(history)
+            cb.on_train_end(state, history)
     return history
 
 
-def _loop(problem, params, solver, guard, history, callbacks, start_epoch, epochs, checkpointer):
-    for epoch in range(start_epoch, epochs):
-        guard.epoch = epoch
-        t0 = time.perf_counter()
-        stats = solver.epoch(problem, params, epoch, guard)
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": stats.loss, "seconds": seconds,
-                  "samples_per_s": stats.samples / seconds if seconds > 0 else float("inf"),
-                  "steps": stats.steps}
-        if stats.accuracy is not None:
-            record["accuracy"] = stats.accuracy
-        if stats.lr is not None:
-            record["lr"] = stats.lr
-        if stats.grad_max is not None:
-            record["grad_max"] = stats.grad_max
-        record.update(stats.extra)
-        if stats.converged and stats.steps == 0 and history:
-            # a convergence check that took no step is not an epoch of its own
-            history.last["converged"] = True
-            break
-        history.append(record)
-        stop = stats.converged
-        for cb in callbacks:
-            stop = bool(cb.on_epoch_end(record, params)) or stop
-        if stats.converged:
-            record["converged"] = True
-        if checkpointer is not None:
-            checkpointer.history.append(record)
-            checkpointer.save(epoch=epoch + 1, step=0, params=params, solver_state=solver.state_dict())
-        if stop:
-            break
+def _sync(state: TrainState, solver: Solver, guard: DivergenceGuard) -> None:
+    state.solver_state = solver.state_dict()
+    state.guard_limit = guard.limit
+
+
+def _record(epoch: int, stats: EpochStats, seconds: float) -> dict:
+    record = {"epoch": epoch + 1, "loss": stats.loss, "seconds": seconds,
+              "samples_per_s": stats.samples / seconds if seconds > 0 else float("inf"), "steps": stats.steps}
+    if stats.accuracy is not None:
+        record["accuracy"] = stats.accuracy
+    if stats.lr is not None:
+        record["lr"] = stats.lr
+    if stats.grad_max is not None:
+        record["grad_max"] = stats.grad_max
+    record.update(stats.extra)
+    if stats.converged:
+        record["converged"] = True
+    return record
+
+
+def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, state: TrainState,
+                     guard: DivergenceGuard, epoch: int, comm, listeners: list, checkpoint) -> EpochStats:
+    """One pass over ``source``'s minibatches. The parameters live in the class-major layout in
+    two buffers that alternate: step t reads (W_t, b_t) from one and writes (W_t+1, b_t+1) into
+    the other, so the last parameters with a finite loss are always at hand, without copies."""
+    config = solver.config
+    lr, wd = learning_rate(config, epoch), objective.weight_decay
+    B, k, d = int(config.batch_size), source.k, source.d
+    n_steps = source.steps_per_epoch(B)
+    skip, partial = state.step, state.partial                      # resuming inside this epoch
+    loss_sum, samples = float(partial.get("loss_sum", 0.0)), int(partial.get("samples", 0))
+    correct = torch.tensor(float(partial.get("hits", 0)), dtype=torch.float64, device=source.device)
+    classification = source.classification
+    distributed = comm.world_size > 1
+    cur = ClassMajor.of(state.params)                              # Wᵀ (k, d), b (k,)
+    nxt = cur.clone()
+    buf = cur.Wt.new_zeros(k * d + k + 2) if distributed else None
+    step = 0
+    try:
+        for block in source.batches(epoch, B, config.seed):
+            step += 1
+            if step <= skip:                                       # resume: replay the order only
+                continue
+            m = block.m
+            if m:
+                L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
+                if classification:
+                    correct += hits(Zt, block.labels)
+            grad = None
+            if distributed:                                        # the global batch's mean gradient
+                rows = _all_reduce_step(comm, buf, block.X, Gt if m else None, L if m else None, k, d)
+                L, grad = buf[-2], (buf[:k * d].view(k, d), buf[k * d:k * d + k])
+            elif m:
+                rows = m
+            else:
+                continue
+            value = guard.check(L + objective.penalty(cur.Wt) if wd else L)
+            loss_sum += value * rows
+            samples += rows
+            solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad)
+            cur, nxt = nxt, cur
+            if listeners:
+                stats = StepStats(epoch, step, value, rows, lr, cur.view())
+                for cb in listeners:
+                    cb.on_step(state, stats)
+            if checkpoint is not None and checkpoint.due(step) and step < n_steps:
+                cur.write_to(state.params)
+                state.step = step
+                state.partial = {"loss_sum": loss_sum, "samples": samples, "hits": float(correct)}
+                _sync(state, solver, guard)
+                checkpoint.save(state)
+    except DivergenceError:
+        cur = nxt                                                  # the last finite-loss params
+        raise
+    finally:
+        cur.write_to(state.params)
+    accuracy = None
+    if classification:
+        comm.sum_(correct)
+        accuracy = float(correct) / max(samples, 1)
+    return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr, accuracy=accuracy)
+
+
+def _all_reduce_step(comm, buf, X, Gt, L, k: int, d: int) -> int:
+    """buf ← Σ over ranks of [m·Gᵀ X, m·Σ G, m·L, m], then the sums ÷ M (the global batch); returns M."""
+    if Gt is None:
+        buf.zero_()
+    else:
+        m = X.shape[0]
+        torch.mm(Gt, X, out=buf[:k * d].view(k, d))
+        torch.sum(Gt, dim=1, out=buf[k * d:k * d + k])
+        buf[-2] = L
+        buf[:-1].mul_(m)
+        buf[-1] = m
+    comm.all_reduce_(buf)
+    M = int(round(float(buf[-1])))
+    buf[:-1].div_(M)
+    return M

@@ -3,7 +3,7 @@
 n = 1 000 000, d = 100, float64 (features with non-zero means). Timed in one process:
 
   linearnets       LinearRegression(solver="exact").fit — the estimator (validation included)
-  linearnets API   the training API: Problem + the exact solver (no input validation)
+  linearnets API   the training API: an InMemory source + the exact solver (no input validation)
   bare             torch X.T @ X, X.T @ y, Cholesky solve — the floor of the method
   scikit-learn     LinearRegression().fit (centres X, then an SVD-based least squares)
   numpy lstsq      the accuracy reference
@@ -24,19 +24,20 @@ import numpy as np
 import torch
 
 import linearnets as ln
-from .common import PeakRSS, machine, median_time, table
-from linearnets.objective import Problem
-from linearnets.params import Params
+from linearnets.data import InMemory, Targets
 from linearnets.losses import get_loss
+from linearnets.objective import Objective
 from linearnets.solvers import SolverConfig, get_solver
-from linearnets.train import train
+from linearnets.train import TrainState, train
+
+from .common import PeakRSS, machine, median_time, table
 
 
 def api_fit(X, y):
-    problem = Problem(torch.from_numpy(X), torch.from_numpy(y)[:, None], get_loss("squared"))
-    params = Params.zeros(X.shape[1], 1, dtype=torch.float64)
-    train(problem, params, get_solver("exact")(SolverConfig()), epochs=1)
-    return params
+    source = InMemory.from_arrays(X, y, Targets("regression", 1), dtype=torch.float64)
+    state = TrainState.fresh(X.shape[1], 1, dtype=torch.float64)
+    train(source, Objective(get_loss("squared")), get_solver("exact")(SolverConfig()), state, epochs=1)
+    return state.params
 
 
 def bare(Xt, yt):

@@ -19,18 +19,19 @@ import numpy as np
 import torch
 
 import linearnets as ln
-from .common import machine, table
 from linearnets.lab.tracking import problem_from
 from linearnets.params import Params
 from linearnets.solvers import SolverConfig, get_solver
-from linearnets.train import Callback, train
+from linearnets.train import Callback, TrainState, train
+
+from .common import machine, table
 
 
 class StopAt(Callback):
     def __init__(self, target):
         self.target, self.t0, self.reached = target, time.perf_counter(), None
 
-    def on_epoch_end(self, record, params):
+    def on_epoch(self, state, record):
         if record["loss"] <= self.target:
             self.reached = time.perf_counter() - self.t0
             return True
@@ -51,10 +52,10 @@ def run(name, X, y, lam, solvers):
     rows = [("scikit-learn lbfgs", f"{t_sk:.3f}", "1.00", f"{F_sk:.10f}", int(np.max(sk.n_iter_)))]
     best = None
     for solver in solvers:
-        params = Params.zeros(problem.d, 10, dtype=torch.float64)
+        state = TrainState.fresh(problem.d, 10, dtype=torch.float64)
         stop = StopAt(target)
-        hist = train(problem, params, get_solver(solver)(SolverConfig(tol=0.0, epochs=2000)),
-                     epochs=2000, callbacks=[stop])
+        hist = train(problem.source, problem.objective, get_solver(solver)(SolverConfig(tol=0.0, epochs=2000)),
+                     state, epochs=2000, callbacks=[stop])
         t = stop.reached
         rows.append((f"linearnets {solver}", f"{t:.3f}" if t else "not reached",
                      f"{t / t_sk:.2f}" if t else "—", f"{hist[-1]['loss']:.10f}", len(hist)))

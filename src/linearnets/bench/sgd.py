@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import linearnets as ln
+
 from .common import machine, median_time, table
 
 

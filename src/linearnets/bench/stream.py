@@ -25,7 +25,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..data import open_shards
+from ..data.synthetic import smooth_prototypes
+from ..estimators import SoftmaxRegression
 from .common import machine, table
 
 SHARD_ROWS = 250_000
@@ -33,15 +37,13 @@ SHARD_ROWS = 250_000
 
 def write_shards(folder: Path, n: int, *, shard_rows: int = SHARD_ROWS, seed: int = 0) -> Path:
     """n rows of Fashion-MNIST-shaped data as NPY shards (784 float32 features + label column)."""
-    from ..data.synthetic import _smooth_prototypes
-
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "COMPLETE"
     if marker.exists() and marker.read_text() == str(n):
         return folder
     for old in folder.glob("*.npy"):
         old.unlink()
-    P = _smooth_prototypes(10, 28, np.random.default_rng(seed)).astype(np.float32)    # fixed classes
+    P = smooth_prototypes(10, 28, np.random.default_rng(seed)).astype(np.float32)    # fixed classes
     for i, start in enumerate(range(0, n, shard_rows)):
         m = min(shard_rows, n - start)
         rng = np.random.default_rng([seed, i])
@@ -74,19 +76,15 @@ def _vm(key: str) -> int:
 
 def child(folder: str, mode: str) -> dict:
     """One epoch in this process; returns timings and the process's peak RSS."""
-    import torch
-
-    import linearnets as ln
-
     t0 = time.perf_counter()
-    model = ln.SoftmaxRegression(solver="sgd", lr=0.1, batch_size=256, epochs=1)
+    model = SoftmaxRegression(solver="sgd", lr=0.1, batch_size=256, epochs=1)
     if mode == "stream":
-        shards = ln.data.open_shards(folder, buffer_rows=16384, block_rows=4096)
+        shards = open_shards(folder, buffer_rows=16384, block_rows=4096)
         model.fit(shards)
         n = shards.n
     else:
-        shards = ln.data.open_shards(folder)
-        blocks = list(shards.blocks(0, shards.n, 65536))
+        shards = open_shards(folder)
+        blocks = list(shards.blocks(65536))
         X = np.concatenate([b[0] for b in blocks])
         y = np.concatenate([b[1] for b in blocks]).astype(np.int64)
         del blocks

@@ -1,24 +1,41 @@
-"""Data: synthetic sets, built-in (offline) sets, MNIST / Fashion-MNIST, and user files.
+"""Data: synthetic sets, built-in (offline) sets, MNIST / Fashion-MNIST, user files and shards,
+and the sources training reads rows from.
 
 This package is the only code that reads data files.
 """
 
+from ..errors import DataError
 from .builtin import load_diabetes, load_digits
 from .dataset import Dataset
 from .files import read_table
-from .stream import Shards, open_shards
-from .idx import (DATASETS, data_home, download_file, fetch, load_fashion_mnist, load_mnist,
-                  parse_idx, read_idx, sha256_file, verify, write_idx)
-from .synthetic import (FASHION_CLASSES, fashion_mnist_like, synthetic_classification,
-                        synthetic_regression)
+from .idx import (
+    DATASETS,
+    data_home,
+    download_file,
+    fetch,
+    load_fashion_mnist,
+    load_mnist,
+    parse_idx,
+    read_idx,
+    sha256_file,
+    verify,
+    write_idx,
+)
+from .shards import Shards, open_shards
+from .source import Block, DataSource, InMemory, Interleaved, Streamed, holdout
+from .synthetic import (
+    FASHION_CLASSES,
+    fashion_mnist_like,
+    synthetic_classification,
+    synthetic_regression,
+)
+from .targets import Targets
 
 BUILTIN = ("digits", "diabetes", "synthetic-regression", "synthetic-fashion", "fashion-mnist", "mnist")
 
 
 def load(name: str, *, split: str = "train", root=None, download: bool = True, seed: int = 0) -> Dataset:
     """A dataset by name: digits, diabetes, synthetic-regression, synthetic-fashion, fashion-mnist, mnist."""
-    from ..errors import DataError
-
     loaders = {
         "digits": lambda: load_digits(),
         "diabetes": lambda: load_diabetes(),
@@ -32,7 +49,8 @@ def load(name: str, *, split: str = "train", root=None, download: bool = True, s
     return loaders[name]()
 
 
-__all__ = ["Dataset", "load", "Shards", "open_shards", "BUILTIN", "load_digits", "load_diabetes", "read_table",
+__all__ = ["Dataset", "load", "Shards", "open_shards", "Block", "DataSource", "InMemory", "Interleaved",
+           "Streamed", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table",
            "synthetic_regression", "synthetic_classification", "fashion_mnist_like",
            "FASHION_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "parse_idx",
            "write_idx", "fetch", "verify", "download_file", "sha256_file", "data_home", "DATASETS"]

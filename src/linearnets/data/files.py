@@ -51,7 +51,7 @@ def _npy(path: Path) -> np.ndarray:
     return a
 
 
-def _column_index(target, names: list[str], path: Path) -> int:
+def column_index(target, names: list[str], path: Path) -> int:
     if target is None:
         return len(names) - 1
     if isinstance(target, str) and target in names:
@@ -77,7 +77,7 @@ def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
             raise DataError(f"{path}: no rows")
         if not has_target:
             return Dataset(np.asarray(a), np.empty(0), name=path.stem, task="unknown")
-        j = _column_index(target, names, path)
+        j = column_index(target, names, path)
         X = np.asarray(np.delete(a, j, axis=1), dtype=np.float64) if a.shape[1] > 1 else None
         if X is None:
             raise DataError(f"{path}: needs at least one feature column besides the target")
@@ -90,7 +90,7 @@ def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
     df.columns = names
     y = None
     if has_target:
-        j = _column_index(target, names, path)
+        j = column_index(target, names, path)
         y = df.iloc[:, j].to_numpy()
         df = df.drop(columns=names[j])
         if df.shape[1] == 0:

@@ -24,7 +24,7 @@ def synthetic_regression(w=(2.0, -3.4), b: float = 4.2, n: int = 1000, noise: fl
                    feature_names=tuple(f"x{i}" for i in range(w.shape[0])), target_name="y")
 
 
-def _smooth_prototypes(k: int, side: int, rng) -> np.ndarray:
+def smooth_prototypes(k: int, side: int, rng) -> np.ndarray:
     """k smooth 'images' (k, side*side) in [0, 1]: sums of Gaussian bumps, one shape per class."""
     yy, xx = np.mgrid[0:side, 0:side] / (side - 1)
     protos = np.zeros((k, side, side))
@@ -59,7 +59,7 @@ def synthetic_classification(n: int = 1000, d: int = 20, k: int = 3, *, kind: st
     side = int(round(d ** 0.5))
     if side * side != d:
         raise ValueError(f"kind='images' needs a square number of features, got d={d}")
-    P = _smooth_prototypes(k, side, rng).astype(np.float32)            # (k, d)
+    P = smooth_prototypes(k, side, rng).astype(np.float32)            # (k, d)
     other = (y + rng.integers(1, k, size=n)) % k
     scale = rng.uniform(0.5, 1.1, size=(n, 1)).astype(np.float32)
     X = np.empty((n, d), dtype=np.float32)

@@ -7,13 +7,15 @@ is run, in words), ``run(config, deps) -> Result`` (numbers only) and
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
+from .. import data
+from .._io import jsonable
 from ..timing import median_time as timeit  # noqa: F401  (the experiments' timer)
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -32,9 +34,6 @@ class LabConfig:
     @cached_property
     def classification(self):
         """(X_train, y_train, X_test, y_test, Dataset) of the chosen dataset, pixels in [0, 1]."""
-        from sklearn.model_selection import train_test_split
-
-        from .. import data
         if self.dataset == "digits":
             ds = data.load_digits()
             Xtr, Xte, ytr, yte = train_test_split(ds.X, ds.y, test_size=0.25, stratify=ds.y,
@@ -73,23 +72,6 @@ class Result:
                 "numbers": jsonable(self.numbers), "verdict": self.verdict,
                 "criterion": self.criterion, "reason": self.reason, "figures": self.figures,
                 "seconds": round(self.seconds, 3)}
-
-
-def jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else str(v)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def verdict_from(checks: dict[str, bool], *, inconclusive: bool = False) -> str:

@@ -7,9 +7,8 @@ import torch
 
 from .. import data
 from ..params import Params
-from ..solvers import SolverConfig
-from ..solvers.sgd import SGD
-from ..train import train
+from ..plots import plt, save_figure
+from ..train import Callback
 from .base import Result, describe, verdict_from
 from .tracking import problem_from, run_solver
 
@@ -39,20 +38,17 @@ def run(config, deps=None) -> Result:
     H = problem.hessian(exact)
     lam_min = float(torch.linalg.eigvalsh(H).min())
 
-    # SGD, recording the full loss and the parameter error after every step
+    # SGD, recording the full loss and the parameter error after every step (the public step event)
     steps_F, steps_err = [], []
-    params = Params.zeros(2, 1, dtype=torch.float64)
     theta_exact = exact.flat()
 
-    class Recorder(SGD):
-        """The library's SGD, recording the full loss after each update."""
+    class Recorder(Callback):
+        def on_step(self, state, step):
+            steps_F.append(float(problem.value(step.params)))
+            steps_err.append(float((step.params.flat() - theta_exact).abs().max()))
 
-        def _update(self, p, gW, gb, lr):
-            super()._update(p, gW, gb, lr)
-            steps_F.append(float(problem.value(p)))
-            steps_err.append(float((p.flat() - theta_exact).abs().max()))
-
-    train(problem, params, Recorder(SolverConfig(lr=0.03, batch_size=10, epochs=3, seed=seed)), epochs=3)
+    params, _, _ = run_solver(problem, "sgd", epochs=3, params=Params.zeros(2, 1, dtype=torch.float64),
+                              callbacks=[Recorder()], lr=0.03, batch_size=10, seed=seed)
     F_sgd = float(problem.value(params))
     w_sgd, b_sgd = params.W[:, 0].numpy(), float(params.b[0])
     w_ex, b_ex = exact.W[:, 0].numpy(), float(exact.b[0])
@@ -74,7 +70,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     s = result.series
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     steps = np.arange(1, len(s["F"]) + 1)

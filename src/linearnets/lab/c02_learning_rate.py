@@ -9,6 +9,7 @@ import torch
 
 from .. import data
 from ..params import Params
+from ..plots import plt, save_figure
 from .base import Result, describe, verdict_from
 from .tracking import Track, problem_from, run_solver
 
@@ -87,7 +88,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     n = result.numbers
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     grid = np.asarray(n["lr_grid"])

@@ -7,9 +7,13 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
 
+from ..plots import plt, save_figure
+from ..train import Callback
 from .base import Result, describe, verdict_from
-from .tracking import problem_from, run_solver
+from .tracking import problem_from, run_solver, subset
 
 ID = "C3"
 TITLE = "Batch size: throughput, memory, and progress per epoch and per second"
@@ -43,12 +47,7 @@ def _quiet_fd2():
 def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> int:
     """Peak bytes held by allocations made during ``steps`` SGD steps (an epoch over the first
     ``steps × batch_size`` rows). CPU: PyTorch's profiler; CUDA: the caching allocator's peak."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from ..objective import Problem
-    rows = min(problem.n, steps * batch_size)
-    problem = Problem(problem.X[:rows], problem.Y[:rows], problem.loss, problem.weight_decay)
+    problem = subset(problem, steps * batch_size)
 
     if problem.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -68,9 +67,8 @@ def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> in
 
 def run(config, deps=None) -> Result:
     Xtr, ytr, *_ = config.classification
-    import torch
     problem = problem_from(Xtr, ytr, dtype=torch.float32, k=10)
-    n = problem.n
+    n = problem.n_total
     sizes = [1, 4, 16, 64, 256, n] if config.quick else [1, 2, 8, 32, 128, 512, 2048, n]
     sizes = sorted(set(min(b, n) for b in sizes))
     epochs_fixed = config.size(5, 10)
@@ -83,11 +81,10 @@ def run(config, deps=None) -> Result:
         params, _, _ = run_solver(problem, "sgd", epochs=epochs_fixed, lr=0.1, batch_size=B, seed=config.seed)
         loss_epochs = float(problem.value(params))
         # fixed wall-clock budget: as many epochs as fit
-        from ..train import Callback
         t0 = time.perf_counter()
 
         class Budget(Callback):
-            def on_epoch_end(self, record, p):
+            def on_epoch(self, state, record):
                 return time.perf_counter() - t0 >= budget
         params, hist_b, _ = run_solver(problem, "sgd", epochs=100000, lr=0.1, batch_size=B,
                                        seed=config.seed, callbacks=[Budget()])
@@ -115,7 +112,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     rows = result.numbers["rows"]
     B = [r["batch_size"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")

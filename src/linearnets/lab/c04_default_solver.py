@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
+from ..plots import plt, save_figure
 from ..train import Callback
 from .base import INCONCLUSIVE, Result, describe, verdict_from
 from .tracking import problem_from, run_solver
@@ -26,10 +28,9 @@ DEPENDS = ("C2", "C3")
 
 
 def run(config, deps=None) -> Result:
-    import torch
     Xtr, ytr, *_ = config.classification
     problem = problem_from(Xtr, ytr, dtype=torch.float32, k=10)
-    n = problem.n
+    n = problem.n_total
     lrs = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
     batches = [1, 8, 64, 512, n] if n > 1024 else [1, 8, 64, n]
     budget = config.size(0.1, 1.0)
@@ -39,7 +40,7 @@ def run(config, deps=None) -> Result:
             t0 = time.perf_counter()
 
             class Budget(Callback):
-                def on_epoch_end(self, record, p):
+                def on_epoch(self, state, record):
                     return time.perf_counter() - t0 >= budget
             params, _, diverged = run_solver(problem, "sgd", epochs=100000, lr=lr, batch_size=B,
                                              seed=config.seed, callbacks=[Budget()])
@@ -72,7 +73,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     n = result.numbers
     loss = np.asarray(n["loss_after_budget"], dtype=float)
     fig, ax = plt.subplots(figsize=(7, 4.4), layout="constrained")

@@ -7,6 +7,7 @@ import torch
 
 from .. import data
 from ..params import Params
+from ..plots import plt, save_figure
 from .base import Result, describe, verdict_from
 from .tracking import Track, problem_from, run_solver
 
@@ -112,7 +113,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), layout="constrained")
     labels = {"newton": "Newton", "gd": "gradient descent", "sgd": "SGD (batch 32), per epoch"}
     for r, problem in enumerate(("linear", "softmax")):

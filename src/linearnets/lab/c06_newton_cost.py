@@ -7,6 +7,7 @@ import torch
 
 from .. import data
 from ..params import Params
+from ..plots import plt, save_figure
 from .base import Result, describe, power_law_exponent, timeit, verdict_from
 from .tracking import problem_from
 
@@ -73,7 +74,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     rows = result.numbers["rows"]
     p = np.array([r["p"] for r in rows], float)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..plots import plt, save_figure
 from .base import Result, describe, verdict_from
 
 ID = "C7"
@@ -111,7 +112,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     s = result.series
     fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
     u, v = np.meshgrid(np.linspace(-1.2, 1.2, 200), np.linspace(-2.0, 2.0, 200))

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..params import Params
+from ..plots import plt, save_figure
 from .base import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Result
 from .tracking import Track, accuracy, problem_from, run_solver
 
@@ -81,7 +82,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     res = result.numbers["per_seed"]
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     names = ["sgd", "gd", "newton"]

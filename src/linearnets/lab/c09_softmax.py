@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..estimators import SoftmaxRegression
+from ..plots import plt, save_figure
 from .base import Result, describe, verdict_from
+from .tracking import logits
 
 ID = "C9"
 TITLE = "Softmax regression: outputs, argmax, probabilities and margins"
@@ -31,7 +33,7 @@ def run(config, deps=None) -> Result:
     epochs = config.size(15, 30)
     model = SoftmaxRegression(solver="sgd", lr=0.5, batch_size=32, epochs=epochs, seed=config.seed)
     model.fit(Xtr, ytr, eval_set=(Xte, yte))
-    Z = model._decision(Xte)                                     # logits o (n, k)
+    Z = logits(model, Xte)                                       # logits o (n, k)
     P = model.predict_proba(Xte)
     pred = model.predict(Xte)
     idx = np.searchsorted(model.classes_, yte)
@@ -74,7 +76,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     s, n = result.series, result.numbers
     names = []
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")

@@ -7,6 +7,7 @@ import torch
 
 from ..estimators import SoftmaxRegression
 from ..losses import LOSSES
+from ..plots import plt, save_figure
 from .base import Result, describe, verdict_from
 
 ID = "C10"
@@ -103,7 +104,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     s = result.series["sweep"]
     p = np.asarray(s["p"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")

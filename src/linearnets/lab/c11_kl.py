@@ -7,7 +7,9 @@ import torch
 
 from ..estimators import SoftmaxRegression
 from ..losses import LOSSES, entropy, one_hot, smooth_labels
+from ..plots import plt, save_figure
 from .base import Result, describe, timeit, verdict_from
+from .tracking import logits
 
 ID = "C11"
 TITLE = "Cross-entropy and KL divergence: equal gradients, values apart by H(P)"
@@ -34,13 +36,13 @@ def _per_sample(loss, Z, Y):
 def run(config, deps=None) -> Result:
     Xtr, ytr, Xte, yte, _ = config.classification
     model = SoftmaxRegression(solver="lbfgs", epochs=50, weight_decay=1e-3).fit(Xtr, ytr)
-    logits = model._decision(Xte)                                         # (n, k) float64
-    k = logits.shape[1]
+    Z_test = logits(model, Xte)                                           # (n, k) float64
+    k = Z_test.shape[1]
     labels = torch.as_tensor(np.searchsorted(model.classes_, yte))
     m = min(len(yte), 500)                                                # per-sample checks on a subset
     rows, checks = {}, {}
     for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-12)):
-        Z = torch.as_tensor(logits, dtype=dtype)
+        Z = torch.as_tensor(Z_test, dtype=dtype)
         hard = one_hot(labels, k, dtype)
         targets = {"one-hot": hard, "label smoothing 0.1": smooth_labels(hard, 0.1),
                    "teacher T=4": torch.softmax(Z / 4.0, dim=1)}
@@ -73,7 +75,6 @@ def run(config, deps=None) -> Result:
 
 
 def plot(result, folder) -> list[str]:
-    from ..plots import plt, save_figure
     rows = result.numbers["rows"]
     names = list(rows)
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")

@@ -7,14 +7,18 @@ import time
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
 from .._io import atomic_write_json
 from ..errors import ConfigError
+from ..report import write_report
+from ..version import __version__
 from .base import LabConfig, Result
+from .registry import CLAIMS
 
 
 def select(only: str | list | None) -> list[str]:
-    from . import CLAIMS
     if not only:
         return list(CLAIMS)
     ids = [s.strip().upper() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()]
@@ -26,9 +30,6 @@ def select(only: str | list | None) -> list[str]:
 
 def run_lab(config: LabConfig, out, *, only=None, progress=None) -> list[Result]:
     """Run the claims; ``progress(id, title, state)`` is called with state 'start'/'done'."""
-    from . import CLAIMS
-    from ..report import write_report
-
     wanted = select(only)
     needed = list(wanted)
     for cid in wanted:                                         # dependencies run first, unreported
@@ -58,18 +59,13 @@ def run_lab(config: LabConfig, out, *, only=None, progress=None) -> list[Result]
     meta = {"quick": config.quick, "dataset": config.dataset, "seed": config.seed,
             "seconds": round(total, 2), "torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine()}
-    from .. import __version__
-    meta["linearnets"] = __version__
+            "processor": platform.processor() or platform.machine(), "linearnets": __version__}
     atomic_write_json(out / "results.json", {"meta": meta, "claims": [r.to_json() for r in results]})
     write_report(results, meta, out / "index.html", out)
     return results
 
 
 def run_cli(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(stderr=True)
     config = LabConfig(quick=args.quick, dataset=args.dataset, seed=args.seed, data_root=args.data_root)
     select(args.only)                                          # fail fast on a bad --only

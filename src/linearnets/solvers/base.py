@@ -1,13 +1,16 @@
-"""What every solver shares: its settings, its per-epoch report, and the divergence guard.
+"""What every solver shares: its settings, its per-epoch report, the divergence guard, the interface.
 
-A solver is a small object with two methods::
+Two kinds of solver, one interface the training loop (:func:`linearnets.train.train`) drives::
 
-    init(problem, params)                  -> None       (allocate state)
-    epoch(problem, params, epoch, guard)   -> EpochStats (update params in place)
+    init(d, k, dtype, device)          allocate the state (momentum, curvature pairs, moments)
+    state_dict() / load_state_dict()   that state as named tensors (checkpoints, partial_fit)
 
-For minibatch solvers an epoch is one pass over reshuffled minibatches; for
-full-batch solvers it is one iteration (one step). The training loop
-(:func:`linearnets.train.train`) never needs to know which kind it runs.
+* minibatch (``minibatch = True``, SGD): ``update(cur, out, lr, weight_decay, Gt, X, grad)`` — one
+  step, a small functional update; the loop owns the batches, the reduction over ranks, the
+  guard, the events and the checkpoints;
+* full batch (GD, Newton, Newton-CG, L-BFGS, the closed form): ``iterate(full_batch, params,
+  guard, epoch) -> EpochStats`` — one iteration over all rows
+  (:class:`~linearnets.objective.FullBatch`), updating ``params`` in place.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DivergenceError
-from ..objective import Problem
 from ..params import Params
 
 __all__ = ["SolverConfig", "EpochStats", "DivergenceGuard", "Solver", "learning_rate"]
@@ -69,10 +71,10 @@ def learning_rate(config: SolverConfig, epoch: int) -> float:
 
 @dataclass
 class EpochStats:
-    loss: float                      # minibatch: mean of the batch losses seen; full batch: F after the step
+    loss: float                      # F (with the penalty): full batch after the step; minibatch: mean over steps
     samples: int                     # samples processed in the epoch
     steps: int                       # parameter updates made
-    accuracy: float | None = None    # classification: fraction of argmax hits on the batches seen
+    accuracy: float | None = None    # classification, minibatch: fraction of argmax hits on the batches seen
     lr: float | None = None
     grad_max: float | None = None    # full batch: max|∇F| before the step
     converged: bool = False
@@ -82,28 +84,27 @@ class EpochStats:
 class DivergenceGuard:
     """Stops training at once on a non-finite or exploding loss.
 
-    Call :meth:`check` with the loss computed *at the current parameters*, before the
-    update. Given ``params``, it remembers them as the last good ones; when a loss is NaN,
-    ±Inf or larger than ``factor`` × the first loss, it restores them and raises
-    :class:`~linearnets.DivergenceError` naming the learning rate. A solver that keeps its
-    own copy of the previous parameters (SGD's double buffer) passes ``params=None`` and
-    restores them itself.
+    Call :meth:`check` with the loss computed *at the current parameters*, before the update.
+    Given ``params``, it remembers them as the last good ones; when a loss is NaN, ±Inf or
+    larger than ``factor`` × the first finite loss (``limit``, kept across resumes), it restores
+    them and raises :class:`~linearnets.DivergenceError` naming the learning rate. A caller that
+    keeps its own copy of the previous parameters (SGD's double buffer) passes ``params=None``
+    and restores them itself.
     """
 
-    def __init__(self, params: Params, lr: float | None, *, factor: float = 1e6):
-        self.last_good = params.clone()
-        self.lr, self.factor = lr, factor
-        self.limit: float | None = None
+    def __init__(self, lr: float | None, *, limit: float | None = None, factor: float = 1e6):
+        self.lr, self.factor, self.limit = lr, factor, limit
+        self.last_good: Params | None = None
         self.epoch = 0
         self.step = 0
 
-    def check(self, loss: Tensor | float, params: Params | None) -> float:
+    def check(self, loss: Tensor | float, params: Params | None = None) -> float:
         value = float(loss)
         self.step += 1
         if self.limit is None and math.isfinite(value):
             self.limit = self.factor * max(abs(value), 1e-3)
         if not math.isfinite(value) or (self.limit is not None and value > self.limit):
-            if params is not None:
+            if params is not None and self.last_good is not None:
                 params.copy_(self.last_good)
             what = "non-finite" if not math.isfinite(value) else f"exploding ({value:.3g})"
             hint = (f"with lr={self.lr:g}; try a smaller learning rate, e.g. lr={self.lr / 10:g}"
@@ -112,28 +113,28 @@ class DivergenceGuard:
                 f"training diverged: {what} loss at epoch {self.epoch + 1}, step {self.step} {hint}",
                 lr=self.lr, epoch=self.epoch + 1, step=self.step, loss=value)
         if params is not None:
-            self.last_good.copy_(params)
+            if self.last_good is None:
+                self.last_good = params.clone()
+            else:
+                self.last_good.copy_(params)
         return value
 
 
 class Solver:
-    """Base class; subclasses set ``name`` and implement ``init`` and ``epoch``."""
+    """Base class; subclasses set ``name`` and implement ``update`` (minibatch) or ``iterate``."""
 
     name: str = "solver"
-    minibatch: bool = False          # True: an epoch is a pass over minibatches
+    minibatch: bool = False          # True: an epoch is a pass over minibatches (``update``)
     uses_lr: bool = False            # True: the learning rate matters (named in divergence errors)
     squared_only: bool = False       # True: only for the squared loss (closed form)
     checks_finite: bool = False      # True: raises DataError on NaN/Inf input during its own pass
 
     def __init__(self, config: SolverConfig):
         self.config = config
-        self.checkpointer = None         # set by train(): writes checkpoints between steps
-        self._resume: tuple[int, int, dict] | None = None
 
-    def init(self, problem: Problem, params: Params) -> None:  # pragma: no cover - default
-        pass
+    def init(self, d: int, k: int, dtype: torch.dtype, device) -> None:
+        """Allocate a fresh state for parameters W (d, k), b (k,)."""
 
-    # checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
         """The solver's state between steps (momentum, curvature pairs) as named tensors."""
         return {}
@@ -141,23 +142,9 @@ class Solver:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         pass
 
-    def resume_at(self, epoch: int, step: int, partial: dict) -> None:
-        """Continue epoch ``epoch`` after its first ``step`` steps, with its sums so far."""
-        self._resume = (epoch, step, partial) if step else None
-
-    def take_resume(self, epoch: int) -> tuple[int, dict]:
-        """(steps to skip, partial sums) for this epoch — (0, {}) unless resuming inside it."""
-        if self._resume is not None and self._resume[0] == epoch:
-            _, step, partial = self._resume
-            self._resume = None
-            return step, partial
-        return 0, {}
-
-    def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
+    def iterate(self, full_batch, params: Params, guard: DivergenceGuard, epoch: int) -> EpochStats:
         raise NotImplementedError
 
 
 def grad_max(gW: Tensor, gb: Tensor) -> float:
     return float(torch.maximum(gW.abs().max(), gb.abs().max()))
-
-

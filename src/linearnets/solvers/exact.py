@@ -12,6 +12,11 @@ solved by Cholesky; when that fails or the matrix is ill-conditioned (estimated
 condition number > 1e10), it warns (:class:`~linearnets.IllConditionedWarning`) and
 falls back to a streamed QR least-squares solve (a second pass, O(d²) memory) that
 returns the minimum-norm W (b unpenalised).
+
+The moments are the solver's state: ``partial_fit`` adds each new chunk of rows to them and
+solves again, so fitting chunk by chunk equals fitting all rows at once. (When the moments span
+earlier calls, the fallback solves the normal equations by an SVD instead — the rows of earlier
+calls are not kept.)
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import warnings
 import torch
 from torch import Tensor
 
+from ..data.source import DataSource
+from ..distributed import LOCAL
 from ..errors import DataError, IllConditionedWarning
-from ..objective import Problem
+from ..objective import FullBatch
 from ..params import Params
 from .base import DivergenceGuard, EpochStats, Solver
 
@@ -30,56 +37,54 @@ COND_LIMIT = 1e10
 
 
 class MomentAccumulator:
-    """Streams rows (X_c, Y_c) in; gives n, means and centred moments in float64.
+    """Streams rows (X_c (m, d), Tᵀ_c (k, m)) in; gives n, means and centred moments in float64.
 
     Features whose first-chunk mean is large against their spread (|mean| > 10·std for
     some feature) are shifted by that mean before their products are summed, which keeps
     the centred moments accurate (raw sums lose about log10(1 + (mean/std)²) digits); the
     shifted chunk goes into a reused buffer. Otherwise the raw chunk is used as it is, and
     the pass costs one Gram product: XᵀX plus [Y, 1]ᵀX for the cross terms and the sums.
+    In a data-parallel run every rank uses rank 0's shift, so the sums of the ranks add up.
     """
 
     SHIFT_RATIO = 10.0
+    SUMS = ("sx", "sy", "sxx", "sxy", "syy")
 
-    def __init__(self, comm=None):
+    def __init__(self):
         self.n = 0
         self.shift_x = self.shift_y = None
-        self.comm = comm
+        self._buf = None
 
-    def _choose_shift(self, Xc: Tensor, Yc: Tensor) -> None:
+    def _choose_shift(self, Xc: Tensor, Yt: Tensor, comm) -> None:
         """Shift by the first chunk's means (rank 0's, shared with every rank in a distributed run)."""
-        mean, std, ymean = Xc.mean(dim=0), Xc.std(dim=0, correction=0), Yc.mean(dim=0)
-        if self.comm is not None:
+        mean, std, ymean = Xc.mean(dim=0), Xc.std(dim=0, correction=0), Yt.mean(dim=1)
+        if comm.world_size > 1:
             d = mean.shape[0]
-            packed = torch.cat([mean, std, ymean]) if self.comm.rank == 0 else \
-                Xc.new_zeros(2 * d + ymean.shape[0])
-            self.comm.sum_(packed)                                # = rank 0's values everywhere
+            packed = torch.cat([mean, std, ymean]) if comm.rank == 0 else Xc.new_zeros(2 * d + ymean.shape[0])
+            comm.sum_(packed)                                     # = rank 0's values everywhere
             mean, std, ymean = packed[:d], packed[d:2 * d], packed[2 * d:]
-        self.shifted = bool((mean.abs() > self.SHIFT_RATIO * std).any())
-        self.shift_x = mean if self.shifted else torch.zeros_like(mean)
+        shifted = bool((mean.abs() > self.SHIFT_RATIO * std).any())
+        self.shift_x = mean if shifted else torch.zeros_like(mean)
         self.shift_y = ymean
+        d, k = Xc.shape[1], Yt.shape[0]
+        self.sx, self.sy = Xc.new_zeros(d), Xc.new_zeros(k)
+        self.sxx, self.sxy, self.syy = Xc.new_zeros(d, d), Xc.new_zeros(d, k), Xc.new_zeros(k, k)
 
-    def reduce(self) -> None:
-        """Sum the moments over the ranks (a distributed run): every rank then has them all."""
-        if self.comm is not None:
-            n = torch.tensor([float(self.n)], dtype=torch.float64)
-            self.comm.sum_(n, self.sx, self.sy, self.sxx, self.sxy, self.syy)
-            self.n = int(n)
+    @property
+    def shifted(self) -> bool:
+        return self.shift_x is not None and bool(self.shift_x.any())
 
-    def add(self, Xc: Tensor, Yc: Tensor) -> None:
-        Xc, Yc = Xc.to(torch.float64), Yc.to(torch.float64)
+    def add(self, Xc: Tensor, Yt: Tensor, comm=LOCAL) -> None:
+        """Add the rows ``Xc`` (m, d) with targets ``Yt`` (k, m)."""
+        Xc, Yt = Xc.to(torch.float64), Yt.to(torch.float64)
         if self.shift_x is None:
-            self._choose_shift(Xc, Yc)
-            d, k = Xc.shape[1], Yc.shape[1]
-            self.sx, self.sy = Xc.new_zeros(d), Xc.new_zeros(k)
-            self.sxx, self.sxy, self.syy = Xc.new_zeros(d, d), Xc.new_zeros(d, k), Xc.new_zeros(k, k)
-            self._buf = torch.empty_like(Xc) if self.shifted else None
-        m, k = Xc.shape[0], Yc.shape[1]
+            self._choose_shift(Xc, Yt, comm)
+        m, k = Xc.shape[0], Yt.shape[0]
         if self.shifted:
-            if m > self._buf.shape[0]:
+            if self._buf is None or m > self._buf.shape[0]:
                 self._buf = torch.empty_like(Xc)
-            Xc = torch.sub(Xc, self.shift_x, out=self._buf[:m])   # (n_c, d)
-        Vt = torch.cat([(Yc - self.shift_y).T, Yc.new_ones(1, m)])  # [Y - t, 1]ᵀ (k+1, n_c)
+            Xc = torch.sub(Xc, self.shift_x, out=self._buf[:m])   # (m, d)
+        Vt = torch.cat([Yt - self.shift_y[:, None], Yt.new_ones(1, m)])   # [Y - t, 1]ᵀ (k+1, m)
         self.n += m
         self.sxx.addmm_(Xc.T, Xc)                                  # the one big product
         VX = Vt @ Xc                                               # (k+1, d): Σ y xᵀ and Σ x
@@ -87,6 +92,23 @@ class MomentAccumulator:
         self.sx += VX[k]                                           #    faster than Xᵀ V)
         self.sy += Vt[:k].sum(dim=1)
         self.syy.addmm_(Vt[:k], Vt[:k].T)
+
+    def reduced(self, comm) -> "MomentAccumulator":
+        """The sums over every rank (a copy; ``self`` keeps this rank's own)."""
+        if comm.world_size == 1:
+            return self
+        out = MomentAccumulator()
+        out.shift_x, out.shift_y = self.shift_x, self.shift_y
+        n = torch.tensor([float(self.n)], dtype=torch.float64)
+        sums = [getattr(self, name).clone() for name in self.SUMS]
+        comm.sum_(n, *sums)
+        out.n = int(n)
+        for name, t in zip(self.SUMS, sums):
+            setattr(out, name, t)
+        return out
+
+    def is_finite(self) -> bool:
+        return all(bool(torch.isfinite(getattr(self, name)).all()) for name in ("sx", "sy", "sxx", "sxy"))
 
     def moments(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(x̄ (d,), ȳ (k,), C (d, d), c (d, k))."""
@@ -103,6 +125,21 @@ class MomentAccumulator:
         Cyy = self.syy / self.n - torch.outer(my, my)
         F = 0.5 * float(torch.trace(Cyy) - 2 * (W * c).sum() + (W * (C @ W)).sum())
         return max(F, 0.0) + 0.5 * lam * float(W.square().sum())
+
+    def state_dict(self) -> dict[str, Tensor]:
+        if self.shift_x is None:
+            return {}
+        state = {name: getattr(self, name) for name in self.SUMS}
+        return {**state, "n": torch.tensor([float(self.n)], dtype=torch.float64),
+                "shift_x": self.shift_x, "shift_y": self.shift_y}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if "n" not in state:
+            return
+        self.n = int(state["n"][0])
+        self.shift_x, self.shift_y = state["shift_x"].double().clone(), state["shift_y"].double().clone()
+        for name in self.SUMS:
+            setattr(self, name, state[name].double().clone())
 
 
 def solve_ridge(C: Tensor, c: Tensor, lam: float) -> tuple[Tensor, bool]:
@@ -122,29 +159,44 @@ class Exact(Solver):
     squared_only = True
     checks_finite = True            # NaN/Inf in X or y make the moments non-finite: checked below
 
-    def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
-        acc = MomentAccumulator(problem.comm)
-        for Xc, Yc in problem.chunks():
-            acc.add(Xc, Yc)
-        acc.reduce()
-        if not all(bool(torch.isfinite(t).all()) for t in (acc.sx, acc.sxx, acc.sy, acc.sxy)):
+    def init(self, d, k, dtype, device) -> None:
+        self.acc = MomentAccumulator()
+
+    def state_dict(self) -> dict:
+        return self.acc.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.acc.load_state_dict(state)
+
+    def iterate(self, fb: FullBatch, params: Params, guard: DivergenceGuard, epoch: int) -> EpochStats:
+        earlier = self.acc.n                                   # rows from earlier calls (partial_fit)
+        for block in fb.source.chunks():
+            self.acc.add(block.X, block.T, fb.comm)
+        total = self.acc.reduced(fb.comm)
+        if not total.is_finite():
             raise DataError("Input X or y contains NaN or infinity (or values too large to square "
                             "in float64); remove or impute them before fitting")
-        mean_x, mean_y, C, c = acc.moments()
-        W, fallback = solve_ridge(C, c, problem.weight_decay)
+        mean_x, mean_y, C, c = total.moments()
+        lam = fb.objective.weight_decay
+        W, fallback = solve_ridge(C, c, lam)
         if fallback:
             warnings.warn("the normal equations are ill-conditioned or singular; solving by "
-                          "least squares (QR) and returning the minimum-norm solution",
+                          "least squares and returning the minimum-norm solution",
                           IllConditionedWarning, stacklevel=5)
-            W = qr_least_squares(problem, acc.shift_x, acc.shift_y)
+            if earlier:                                        # earlier rows are gone: SVD of the moments
+                A = C + lam * torch.eye(C.shape[0], dtype=C.dtype, device=C.device)
+                W = torch.linalg.pinv(A, rtol=1e-12, hermitian=True) @ c
+            else:
+                W = qr_least_squares(fb.source, fb.comm, total.shift_x, total.shift_y, lam, total.n)
         params.W.copy_(W)                                      # (d, k), from float64
         params.b.copy_(mean_y - W.T @ mean_x)
-        value = guard.check(acc.loss(W, problem.weight_decay), params)
-        return EpochStats(loss=value, samples=problem.n_total, steps=1, converged=True,
+        value = guard.check(total.loss(W, lam), params)
+        return EpochStats(loss=value, samples=total.n - earlier, steps=1, converged=True,
                           extra={"fallback": fallback})
 
 
-def qr_least_squares(problem: Problem, shift_x: Tensor, shift_y: Tensor) -> Tensor:
+def qr_least_squares(source: DataSource, comm, shift_x: Tensor, shift_y: Tensor, lam: float,
+                     n_total: int) -> Tensor:
     r"""Least squares by a streamed QR (a second pass; accurate when the normal equations are not).
 
     R is the triangular factor of A = [1, X - s, Y - t] (n × (1+d+k)), accumulated as
@@ -153,19 +205,18 @@ def qr_least_squares(problem: Problem, shift_x: Tensor, shift_y: Tensor) -> Tens
     centred problem with cond(X), not cond(X)², and the SVD-based solve (gelsd) returns
     the minimum-norm W when X is rank-deficient. weight_decay adds rows √(nλ)·I for W.
     """
-    d, k = problem.d, problem.k
+    d, k = source.d, source.k
     R = None
-    for Xc, Yc in problem.chunks():
-        Xc, Yc = Xc.to(torch.float64), Yc.to(torch.float64)
+    for block in source.chunks():
+        Xc, Yc = block.X.to(torch.float64), block.T.to(torch.float64).T
         A = torch.cat([Xc.new_ones(Xc.shape[0], 1), Xc - shift_x, Yc - shift_y], dim=1)
         R = torch.linalg.qr(A if R is None else torch.cat([R, A]), mode="r").R
-    if problem.comm is not None:                         # stack the ranks' R factors, factor again
-        R = R if R is not None else torch.zeros(0, 1 + d + k, dtype=torch.float64, device=problem.device)
-        R = torch.linalg.qr(torch.cat(problem.comm.all_gather(_square(R, 1 + d + k))), mode="r").R
-    if problem.weight_decay:
+    if comm.world_size > 1:                              # stack the ranks' R factors, factor again
+        R = R if R is not None else torch.zeros(0, 1 + d + k, dtype=torch.float64, device=source.device)
+        R = torch.linalg.qr(torch.cat(comm.all_gather(_square(R, 1 + d + k))), mode="r").R
+    if lam:
         ridge = R.new_zeros(d, 1 + d + k)
-        ridge[:, 1:1 + d] = (problem.n_total * problem.weight_decay) ** 0.5 * torch.eye(d, dtype=R.dtype,
-                                                                                   device=R.device)
+        ridge[:, 1:1 + d] = (n_total * lam) ** 0.5 * torch.eye(d, dtype=R.dtype, device=R.device)
         R = torch.linalg.qr(torch.cat([R, ridge]), mode="r").R
     Rxx, Rxy = R[1:1 + d, 1:1 + d], R[1:1 + d, 1 + d:]
     if Rxx.device.type == "cpu":

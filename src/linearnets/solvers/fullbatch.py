@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..objective import Problem
+from ..objective import FullBatch
 from ..params import Params
 from .base import DivergenceGuard, EpochStats, Solver
 
@@ -40,22 +40,17 @@ def unflat(v: Tensor, d: int, k: int) -> tuple[Tensor, Tensor]:
 
 
 class Centred:
-    r"""``problem`` in the coordinates (W, c), c = b + Wᵀx̄ (x̄ the feature means).
+    r"""A :class:`~linearnets.objective.FullBatch` in the coordinates (W, c), c = b + Wᵀx̄ (x̄ the
+    feature means).
 
     With J: (W, c) ↦ (W, b = c - Wᵀx̄):  F' = F∘J,  ∇F' = Jᵀ∇F = (∇_W F - x̄ ∇_b Fᵀ, ∇_b F),
-    ∇²F' v = Jᵀ ∇²F J v. Same interface as :class:`~linearnets.objective.Problem`.
+    ∇²F' v = Jᵀ ∇²F J v. Same interface as :class:`~linearnets.objective.FullBatch`.
     """
 
-    def __init__(self, problem: Problem):
+    def __init__(self, problem: FullBatch):
         self.problem = problem
-        total = torch.zeros(problem.d, dtype=torch.float64, device=problem.device)
-        for Xc, _ in problem.class_major_chunks():
-            total += Xc.to(torch.float64).sum(dim=0)
-        if problem.comm is not None:
-            problem.comm.sum_(total)
-        self.mean = (total / problem.n_total).to(problem.dtype)              # x̄ (d,)
+        self.mean = problem.feature_mean()                                    # x̄ (d,)
 
-    n = property(lambda self: self.problem.n)
     n_total = property(lambda self: self.problem.n_total)
     d = property(lambda self: self.problem.d)
     k = property(lambda self: self.problem.k)
@@ -81,12 +76,12 @@ class Centred:
 class FullBatchSolver(Solver):
     centred = False                  # iterate in the centred coordinates of :class:`Centred`
 
-    def init(self, problem: Problem, params: Params) -> None:
+    def init(self, d, k, dtype, device) -> None:
         self._cache = None           # (problem, F, gW, gb) at the current params
         self._space = None           # (problem, Centred(problem))
         self._work = None            # (real params last written, params in solver coordinates)
 
-    def _coordinates(self, problem: Problem, params: Params):
+    def _coordinates(self, problem: FullBatch, params: Params):
         """The space the solver iterates in and the current point in it."""
         if not self.centred:
             return problem, params
@@ -99,13 +94,13 @@ class FullBatchSolver(Solver):
             self._work = (params.clone(), space.from_real(params))   # (re)sync after outside changes
         return space, self._work[1]
 
-    def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
+    def direction(self, problem: FullBatch, params: Params, g: Tensor) -> Tensor:
         raise NotImplementedError
 
     def after_step(self, s: Tensor, g_old: Tensor, g_new: Tensor) -> None:
         """Hook for quasi-Newton memory: s = θ_new - θ_old."""
 
-    def epoch(self, problem: Problem, params: Params, epoch: int, guard: DivergenceGuard) -> EpochStats:
+    def iterate(self, problem: FullBatch, params: Params, guard: DivergenceGuard, epoch: int) -> EpochStats:
         space, work = self._coordinates(problem, params)
         try:
             return self._iterate(space, work, guard)

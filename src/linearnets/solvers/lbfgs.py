@@ -13,7 +13,7 @@ from collections import deque
 import torch
 from torch import Tensor
 
-from ..objective import Problem
+from ..objective import FullBatch
 from ..params import Params
 from .fullbatch import FullBatchSolver
 
@@ -22,8 +22,8 @@ class LBFGS(FullBatchSolver):
     name = "lbfgs"
     centred = True
 
-    def init(self, problem: Problem, params: Params) -> None:
-        super().init(problem, params)
+    def init(self, d, k, dtype, device) -> None:
+        super().init(d, k, dtype, device)
         self.pairs: deque[tuple[Tensor, Tensor, float]] = deque(maxlen=self.config.history_size)
 
     def state_dict(self) -> dict:
@@ -37,7 +37,7 @@ class LBFGS(FullBatchSolver):
             for s, y in zip(state["s"], state["y"]):
                 self.pairs.append((s.clone(), y.clone(), 1.0 / float(s @ y)))
 
-    def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
+    def direction(self, problem: FullBatch, params: Params, g: Tensor) -> Tensor:
         if not self.pairs:
             return -g / float(g.abs().max())
         q = g.clone()

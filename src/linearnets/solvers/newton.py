@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..objective import Problem
+from ..objective import FullBatch
 from ..params import Params
 from .fullbatch import FullBatchSolver, flat, unflat
 
@@ -23,7 +23,7 @@ from .fullbatch import FullBatchSolver, flat, unflat
 class Newton(FullBatchSolver):
     name = "newton"
 
-    def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
+    def direction(self, problem: FullBatch, params: Params, g: Tensor) -> Tensor:
         H = problem.hessian(params)                                   # (p, p)
         scale = float(H.diagonal().abs().mean()) or 1.0
         mu = self.config.damping * scale
@@ -41,7 +41,7 @@ class NewtonCG(FullBatchSolver):
     centred = True
     max_cg_iter = 250
 
-    def direction(self, problem: Problem, params: Params, g: Tensor) -> Tensor:
+    def direction(self, problem: FullBatch, params: Params, g: Tensor) -> Tensor:
         d, k = problem.d, problem.k
 
         def hvp(v: Tensor) -> Tensor:

@@ -2,7 +2,8 @@ r"""Data larger than memory: NPY and Parquet files, or folders of them, read in 
 
     shards = open_shards("data/train/", target="label")     # a folder of .npy / .parquet files
     shards.n, shards.d                                       # rows, feature columns (from headers)
-    for X, y in shards.blocks(0, shards.n, 4096): ...        # NumPy blocks, in file order
+    for X, y in shards.blocks(4096): ...                     # NumPy blocks, in file order
+    train, val = shards.split(0.2, seed=0)                   # row subsets: whole random blocks
 
 Reading holds one block of rows at a time (plus, for Parquet, one row group); training
 holds a staging buffer and two shuffle windows — never anything that grows with the rows:
@@ -16,40 +17,31 @@ holds a staging buffer and two shuffle windows — never anything that grows wit
 
 The target is a column (name, or index; by default the last), as in :func:`read_table`.
 Every shard of a folder must have the same columns (and, for NPY, the same dtype; big-endian
-files are byte-swapped as they are read). :func:`shuffled_batches` turns blocks into
-shuffled minibatches (random block order + shuffled windows; see there).
+files are byte-swapped as they are read). :func:`~linearnets.data.shuffle.shuffled_batches`
+turns blocks into shuffled minibatches.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from torch import Tensor
 
 from ..errors import DataError, FormatError
+from .files import column_index
+from .shuffle import rank_range
 
-__all__ = ["Shards", "open_shards", "shuffled_batches", "epoch_generator", "rank_range",
-           "STREAM_SUFFIXES"]
+__all__ = ["Shards", "Piece", "open_shards", "STREAM_SUFFIXES"]
 
 STREAM_SUFFIXES = (".npy", ".parquet", ".pq")
 MAX_HEADER = 1 << 16
-
-
-def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
-    """The generator that shuffles epoch ``epoch`` of rank ``rank``: a function of the three
-    numbers only (numpy's SeedSequence mixes them), so any epoch can be replayed on resume."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(rank)]).generate_state(2)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
-
-
-def rank_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
-    """Rows ``[⌊r n / P⌋, ⌊(r+1) n / P⌋)``: the contiguous part of ``n`` rows rank r owns."""
-    return (rank * n) // world_size, ((rank + 1) * n) // world_size
 
 
 # --- one shard ------------------------------------------------------------------------------
@@ -129,9 +121,6 @@ def _preadv_all(fd: int, views: list, pos: int, path) -> None:
 
 class _ParquetShard:
     def __init__(self, path: Path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self.path = path
         try:
             self.file = pq.ParquetFile(path)
@@ -167,26 +156,39 @@ class _ParquetShard:
             s, e = self.group_starts[g], self.group_starts[g + 1]
             cols = self._group(g)
             lo, hi = a - s, min(b, e) - s
-            parts_X.append(np.column_stack([cols[self.columns[j]][lo:hi] for j in features]))
+            if features:
+                parts_X.append(np.column_stack([cols[self.columns[j]][lo:hi] for j in features]))
             if target is not None:
                 parts_y.append(cols[self.columns[target]][lo:hi])
             a, g = min(b, e), g + 1
-        X = parts_X[0] if len(parts_X) == 1 else np.concatenate(parts_X)
+        X = None if not parts_X else parts_X[0] if len(parts_X) == 1 else np.concatenate(parts_X)
         y = None if target is None else (parts_y[0] if len(parts_y) == 1 else np.concatenate(parts_y))
         return X, y
 
 
 # --- a set of shards --------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
+    """Rows ``[start, stop)`` of shard number ``shard`` (never across a shard boundary)."""
     shard: int
-    start: int          # rows [start, stop) of that shard
+    start: int
     stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
 
 
 class Shards:
-    """One file or a folder of NPY/Parquet files with the same columns, as one table of
-    ``n`` rows: ``d`` feature columns and one target column. Only headers are read here."""
+    """One file or a folder of NPY/Parquet files with the same columns, as one table: ``d``
+    feature columns and one target column. Only headers are read here.
+
+    A ``Shards`` may stand for a *subset* of the rows — ``spans``, sorted disjoint ranges of the
+    table's rows — as made by :meth:`split` (a held-out validation set), :meth:`part` (a rank's
+    share) and :meth:`rows`; ``n`` counts the rows of the subset. ``buffer_rows``,
+    ``block_rows`` and ``shuffle`` say how training shuffles the stream
+    (:func:`~linearnets.data.shuffle.shuffled_batches`).
+    """
 
     def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, name: str | None = None,
                  buffer_rows: int = 16384, block_rows: int = 4096, shuffle: bool = True):
@@ -209,8 +211,7 @@ class Shards:
         self.columns = first.columns
         self.target: int | None = None
         if has_target:
-            from .files import _column_index
-            self.target = _column_index(target, self.columns, paths[0])
+            self.target = column_index(target, self.columns, paths[0])
             if len(self.columns) < 2:
                 raise DataError(f"{paths[0]}: needs at least one feature column besides the target")
         self.features = [j for j in range(len(self.columns)) if j != self.target]
@@ -219,14 +220,15 @@ class Shards:
             if bad:
                 raise FormatError(f"{paths[0]}: column {bad[0]!r} is not numeric; convert or drop it "
                                   "before training")
-        self.sizes = [s.n for s in self.shards]
-        self.starts = np.cumsum([0] + self.sizes)
+        self.starts = np.cumsum([0] + [s.n for s in self.shards])
+        self.spans: tuple[tuple[int, int], ...] = ((0, int(self.starts[-1])),)
         if self.n == 0:
             raise DataError(f"{paths[0]}: no rows")
 
     @property
     def n(self) -> int:
-        return int(self.starts[-1])
+        """Rows of this (subset of the) table."""
+        return sum(hi - lo for lo, hi in self.spans)
 
     @property
     def d(self) -> int:
@@ -241,19 +243,70 @@ class Shards:
         return None if self.target is None else self.columns[self.target]
 
     def __repr__(self) -> str:
-        return f"Shards({self.name!r}, {len(self.paths)} {self.kind} file(s), n={self.n}, d={self.d})"
+        subset = "" if self.n == int(self.starts[-1]) else f" of {int(self.starts[-1])}"
+        return f"Shards({self.name!r}, {len(self.paths)} {self.kind} file(s), n={self.n}{subset}, d={self.d})"
 
-    def pieces(self, lo: int, hi: int, block_rows: int) -> list[_Piece]:
-        """Rows [lo, hi) cut into blocks of at most ``block_rows`` consecutive rows, never
-        across a shard boundary, in file order."""
-        out = []
-        for i, (s, e) in enumerate(zip(self.starts[:-1], self.starts[1:])):
-            a, b = max(lo, s), min(hi, e)
-            for p in range(a, b, block_rows):
-                out.append(_Piece(i, int(p - s), int(min(b, p + block_rows) - s)))
+    # --- subsets of the rows ----------------------------------------------------------------------
+    def with_spans(self, spans) -> "Shards":
+        """The same files, restricted to the rows of ``spans`` (merged where adjacent)."""
+        merged: list[list[int]] = []
+        for lo, hi in sorted((int(a), int(b)) for a, b in spans if b > a):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        out = copy.copy(self)
+        out.spans = tuple((lo, hi) for lo, hi in merged)
         return out
 
-    def read_piece(self, piece: _Piece) -> tuple[np.ndarray, np.ndarray | None]:
+    def rows(self, lo: int, hi: int) -> "Shards":
+        """Rows ``[lo, hi)`` of this subset, counted in its own order."""
+        out, pos = [], 0
+        for a, b in self.spans:
+            s, e = max(a, a + lo - pos), min(b, a + hi - pos)
+            if e > s:
+                out.append((s, e))
+            pos += b - a
+        return self.with_spans(out)
+
+    def part(self, rank: int, world_size: int) -> "Shards":
+        """Rank ``rank``'s contiguous share of the rows (:func:`~linearnets.data.shuffle.rank_range`)."""
+        return self.rows(*rank_range(self.n, rank, world_size))
+
+    def split(self, fraction: float, seed: int = 0) -> tuple["Shards", "Shards"]:
+        """(train, validation): whole blocks of ``block_rows`` rows, chosen at random (seeded), go to
+        validation until it holds ``round(fraction · n)`` rows or just more. Streams cannot be
+        stratified: with blocks of ordered data, use small ``block_rows``."""
+        pieces = self.pieces(self.block_rows)
+        want = max(1, int(round(fraction * self.n)))
+        order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(int(seed) & (2**63 - 1)))
+        val, rows = [], 0
+        for i in order.tolist():
+            if rows >= want:
+                break
+            val.append(i)
+            rows += pieces[i].rows
+        chosen = set(val)
+        span = lambda p: (int(self.starts[p.shard]) + p.start, int(self.starts[p.shard]) + p.stop)
+        train = [span(p) for i, p in enumerate(pieces) if i not in chosen]
+        if not train:
+            raise DataError(f"{self.name}: holding out {fraction:.0%} in blocks of {self.block_rows} rows "
+                            f"leaves no training rows; use a smaller fraction or --block-rows")
+        return self.with_spans(train), self.with_spans([span(pieces[i]) for i in val])
+
+    # --- reading ---------------------------------------------------------------------------------
+    def pieces(self, block_rows: int) -> list[Piece]:
+        """The subset's rows cut into blocks of at most ``block_rows`` consecutive rows, never
+        across a shard boundary, in file order."""
+        out = []
+        for lo, hi in self.spans:
+            for i, (s, e) in enumerate(zip(self.starts[:-1], self.starts[1:])):
+                a, b = max(lo, s), min(hi, e)
+                for p in range(a, b, block_rows):
+                    out.append(Piece(i, int(p - s), int(min(b, p + block_rows) - s)))
+        return out
+
+    def read_piece(self, piece: Piece) -> tuple[np.ndarray, np.ndarray | None]:
         """(X (m, d), y (m,) or None) of one piece; X keeps the file's dtype."""
         shard = self.shards[piece.shard]
         if self.kind == "parquet":
@@ -270,12 +323,21 @@ class Shards:
             X = np.delete(rows, t, axis=1)
         return X, rows[:, t]
 
-    def blocks(self, lo: int = 0, hi: int | None = None, block_rows: int = 4096,
-               order: Tensor | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Blocks (X, y) of rows [lo, hi) — in file order, or in ``order`` (indices of pieces)."""
-        pieces = self.pieces(lo, self.n if hi is None else hi, block_rows)
-        for i in (range(len(pieces)) if order is None else order.tolist()):
-            yield self.read_piece(pieces[i])
+    def blocks(self, block_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Blocks (X, y) of at most ``block_rows`` rows of the subset, in file order."""
+        for piece in self.pieces(block_rows):
+            yield self.read_piece(piece)
+
+    def targets(self) -> Iterator[np.ndarray]:
+        """The target column of the subset, block by block (for Parquet, that column alone is read;
+        NPY rows are read ~4 MiB at a time)."""
+        row_bytes = max(1, len(self.columns) * (self.shards[0].dtype.itemsize if self.kind == "npy" else 8))
+        for piece in self.pieces(max(1, (4 << 20) // row_bytes)):
+            shard = self.shards[piece.shard]
+            if self.kind == "parquet":
+                yield shard.read_columns(piece.start, piece.stop, [], self.target)[1]
+            else:
+                yield shard.read(piece.start, piece.stop)[:, self.target]
 
 
 def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int = 16384,
@@ -283,7 +345,7 @@ def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int 
     """A :class:`Shards` over an NPY/Parquet file or a folder of them (sorted by name).
 
     ``buffer_rows``, ``block_rows``, ``shuffle``: how training shuffles the stream (see
-    :func:`shuffled_batches`); full-batch solvers read in file order regardless.
+    :func:`~linearnets.data.shuffle.shuffled_batches`); full-batch solvers read in file order.
     """
     path = Path(path)
     opts = dict(has_target=has_target, buffer_rows=buffer_rows, block_rows=block_rows, shuffle=shuffle)
@@ -300,156 +362,3 @@ def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int 
     return Shards([path], target, **opts)
 
 
-# --- shuffled minibatches -------------------------------------------------------------------------
-def shuffled_batches(shards: Shards, lo: int, hi: int, batch_size: int, *, generator: torch.Generator | None,
-                     encode: Callable[[np.ndarray], Tensor], dtype: torch.dtype,
-                     device: torch.device = torch.device("cpu"), buffer_rows: int = 16384,
-                     block_rows: int = 4096, views: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-    r"""Minibatches ``(X_b (m, d), t_b (m,))`` of rows [lo, hi) for one epoch.
-
-    With a ``generator`` (shuffling):
-
-    1. the rows are cut into blocks of ``block_rows`` consecutive rows (never across shards),
-       and the blocks are visited in a random order;
-    2. consecutive blocks of that order fill a *window* of up to ``buffer_rows`` rows
-       (at least one block);
-    3. each window is emitted in a uniformly random order, in batches of ``batch_size``
-       (a batch may span two windows; only the last batch of the epoch is short).
-
-    So every row is seen exactly once per epoch, each window mixes rows from
-    ``buffer_rows / block_rows`` random places of the data, and ``buffer_rows ≥ hi - lo``
-    gives one uniform random permutation. With ``generator=None`` rows come in file order.
-    ``encode`` maps a block's raw targets to a tensor (class indices or values).
-
-    A background thread prepares the next window while the current one is trained on: it
-    reads the blocks (NPY: the kernel copies them straight into a staging buffer) and
-    gathers the rows in their shuffled order into a window buffer, so batches are
-    contiguous slices. ``views=True`` yields those slices themselves (valid until the next
-    batch is requested; the trainer uses them at once), else copies. Memory: three windows.
-    """
-    pieces = shards.pieces(lo, hi, block_rows)
-    if generator is not None:
-        pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
-    W = max(int(buffer_rows), int(block_rows))
-    windows, cur, rows = [], [], 0
-    for p in pieces:
-        m = p.stop - p.start
-        if cur and rows + m > W:
-            windows.append(cur)
-            cur, rows = [], 0
-        cur.append(p)
-        rows += m
-    if cur:
-        windows.append(cur)
-    reader = _WindowReader(shards, windows, W, encode, generator, dtype)
-    B = int(batch_size)
-    carry: tuple[Tensor, Tensor] | None = None
-    try:
-        for X, t, release in reader:
-            w, s = X.shape[0], 0
-            if carry is not None:                            # complete the batch left by the last window
-                s = min(B - carry[0].shape[0], w)
-                carry = (torch.cat([carry[0], X[:s]]), torch.cat([carry[1], t[:s]]))
-                if carry[0].shape[0] == B:
-                    yield carry[0].to(device), carry[1].to(device)
-                    carry = None
-            while s < w:
-                Xb, tb = X[s:s + B], t[s:s + B]
-                s += B
-                if Xb.shape[0] < B:
-                    carry = (Xb.clone(), tb.clone())
-                    break
-                if not views or device.type != "cpu":
-                    Xb, tb = Xb.clone(), tb.clone()
-                yield Xb.to(device), tb.to(device)
-            release()
-        if carry is not None:
-            yield carry[0].to(device), carry[1].to(device)
-    finally:
-        reader.close()
-
-
-class _WindowReader:
-    """Prepares windows (lists of pieces) on a background thread: read into a staging buffer,
-    then gather in shuffled order into one of two window buffers.
-
-    Iterating yields ``(X (w, d), t (w,), release)`` in the window's shuffled order; call
-    ``release()`` when done with the window so its buffer can be refilled. The permutations
-    are drawn from ``generator`` on the reader thread, one window after the other, so the
-    order is the same on every run.
-    """
-
-    def __init__(self, shards: Shards, windows: list, W: int, encode, generator, dtype: torch.dtype):
-        import queue
-        import threading
-
-        self.shards, self.windows, self.encode, self.generator = shards, windows, encode, generator
-        first = shards.shards[0]
-        self.np_dtype = np.dtype(torch.empty(0, dtype=dtype).numpy().dtype)
-        width, stage_dtype = (first.width, first.dtype) if shards.kind == "npy" else (shards.d, np.float64)
-        self.stage = np.empty((W, width), dtype=stage_dtype)
-        self.buffers = [np.empty((W, shards.d), dtype=self.np_dtype) for _ in range(2)]
-        self.free: queue.Queue = queue.Queue()
-        for i in range(len(self.buffers)):
-            self.free.put(i)
-        self.ready: queue.Queue = queue.Queue()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="linearnets-reader", daemon=True)
-        self.thread.start()
-
-    def _fill(self, out: np.ndarray, window: list) -> tuple[int, Tensor]:
-        pos, targets = 0, []
-        sh, stage = self.shards, self.stage
-        for p in window:
-            m = p.stop - p.start
-            if sh.kind == "npy":
-                sh.shards[p.shard].read_into(p.start, p.stop, stage[pos:pos + m])
-            else:
-                X, y = sh.read_piece(p)
-                stage[pos:pos + m] = X
-                targets.append(self.encode(y))
-            pos += m
-        order = (torch.randperm(pos, generator=self.generator).numpy() if self.generator is not None
-                 else np.arange(pos))
-        if sh.kind == "npy":
-            f = sh.features
-            X = stage[:pos, f[0]:f[0] + len(f)] if f == list(range(f[0], f[0] + len(f))) else stage[:pos][:, f]
-            t = self.encode(np.ascontiguousarray(stage[:pos, sh.target]))
-        else:
-            X, t = stage[:pos], torch.cat(targets)
-        order = torch.from_numpy(order)
-        Xt = torch.from_numpy(X) if X.dtype == out.dtype else torch.from_numpy(X).to(torch.from_numpy(out).dtype)
-        torch.index_select(Xt, 0, order, out=torch.from_numpy(out)[:pos])   # the gather, off the training thread
-        return pos, t[order]
-
-    def _run(self) -> None:
-        import queue
-        try:
-            for window in self.windows:
-                while True:
-                    if self.stop.is_set():
-                        return
-                    try:
-                        i = self.free.get(timeout=0.1)
-                        break
-                    except queue.Empty:
-                        continue
-                w, t = self._fill(self.buffers[i], window)
-                self.ready.put((i, w, t))
-            self.ready.put(None)
-        except BaseException as e:                           # handed to the consumer
-            self.ready.put(e)
-
-    def __iter__(self):
-        while True:
-            item = self.ready.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            i, w, t = item
-            yield torch.from_numpy(self.buffers[i])[:w], t, (lambda i=i: self.free.put(i))
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)

@@ -1,0 +1,279 @@
+r"""Data sources: where training and evaluation get their rows — in memory, streamed from
+NPY/Parquet shards, one rank's share of either, or the shares of P simulated ranks.
+
+Every source yields :class:`Block`\ s, in two ways::
+
+    source.chunks()                          # the rows once, in order (full-batch sums, metrics)
+    source.batches(epoch, batch_size, seed)  # one epoch of shuffled minibatches
+
+A block carries the features ``X`` (m, d) in the training dtype and the targets in the
+class-major layout of :mod:`linearnets.data.targets`: ``T`` (labels (m,) or Tᵀ (k, m)) and
+``labels`` (m,) for accuracy (None for regression).
+
+**Ranks.** ``source.part(r, P)`` is rank r's contiguous share, rows ``rank_range(n, r, P)``. Each
+rank shuffles its own rows with the generator of (seed, epoch, r), and every rank takes
+:meth:`DataSource.steps_per_epoch` steps — ⌈(rows of the largest share) / B⌉ — sending empty
+batches once its rows run out, so the ranks stay in step. :class:`Interleaved` replays, in one
+process, the order of a P-rank run: batch t is the P ranks' batches t, concatenated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from ..errors import ConfigError, DataError
+from .arrays import as_tensor
+from .shards import Shards
+from .shuffle import epoch_generator, rank_range, shuffled_batches
+from .targets import Targets
+
+__all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout"]
+
+CHUNK_BYTES = 4 << 20            # full-batch chunks: forward and backward product read them from cache
+
+
+class Block(NamedTuple):
+    X: Tensor                    # (m, d)
+    T: Tensor                    # labels (m,) int64, or Tᵀ (k, m)
+    labels: Tensor | None        # (m,) int64 class of each row; None for regression
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+
+def concat_blocks(blocks: list[Block]) -> Block:
+    X = torch.cat([b.X for b in blocks])
+    T = torch.cat([b.T for b in blocks], dim=0 if blocks[0].T.ndim == 1 else 1)
+    labels = None if blocks[0].labels is None else torch.cat([b.labels for b in blocks])
+    return Block(X, T, labels)
+
+
+def holdout(n: int, fraction: float, seed: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows): a seeded random ``fraction`` of ``n`` rows held out —
+    stratified by ``labels`` when every class has at least two rows (so each class keeps its
+    share), plain random otherwise. Indices are sorted."""
+    if not (isinstance(fraction, (int, float)) and 0.0 < fraction < 1.0):
+        raise ConfigError(f"Invalid validation fraction: {fraction!r}; use a number in (0, 1)")
+    n_val = max(1, int(round(fraction * n)))
+    if n_val >= n:
+        raise DataError(f"holding out {fraction:.0%} of {n} rows leaves no training data")
+    rows = np.arange(n)
+    stratify = None
+    if labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2 and len(counts) <= n_val and len(counts) <= n - n_val:
+            stratify = labels
+    train, val = train_test_split(rows, test_size=n_val, random_state=int(seed) % 2**32, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+def chunk_rows_for(d: int, dtype: torch.dtype) -> int:
+    """Rows of a ~4 MiB chunk (at least 256)."""
+    return max(256, CHUNK_BYTES // max(1, d * torch.finfo(dtype).bits // 8))
+
+
+class DataSource:
+    """What the training loop, the full-batch passes and the metrics read rows from.
+
+    ``n`` rows (of this rank), ``d`` features, ``k`` outputs or classes, ``dtype``, ``device``;
+    ``targets`` is the encoder (:class:`~linearnets.data.targets.Targets`) its blocks follow.
+    ``rank`` seeds the shuffle; ``shares`` are the row counts of every rank's share (one
+    entry for a source that is not split), so every rank agrees on the number of steps.
+    """
+
+    n: int
+    d: int
+    targets: Targets
+    dtype: torch.dtype
+    device: torch.device
+    rank: int = 0
+    shares: tuple[int, ...] = ()
+
+    @property
+    def k(self) -> int:
+        return self.targets.k
+
+    @property
+    def classification(self) -> bool:
+        return self.targets.classification
+
+    def chunks(self) -> Iterator[Block]:
+        raise NotImplementedError
+
+    def _epoch(self, epoch: int, batch_size: int, seed: int) -> Iterator[Block]:
+        raise NotImplementedError
+
+    def part(self, rank: int, world_size: int) -> "DataSource":
+        raise NotImplementedError
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(max(self.shares or (self.n,)) / int(batch_size))
+
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[Block]:
+        """Exactly :meth:`steps_per_epoch` minibatches of this source's rows in the order of
+        (seed, epoch, rank); empty ones (m = 0) once the rows are used up."""
+        B = int(batch_size)
+        yield from itertools.islice(itertools.chain(self._epoch(epoch, B, seed), itertools.repeat(self.empty())),
+                                    self.steps_per_epoch(B))
+
+    def empty(self) -> Block:
+        X = torch.empty(0, self.d, dtype=self.dtype, device=self.device)
+        if not self.classification:
+            return Block(X, torch.empty(self.k, 0, dtype=self.dtype, device=self.device), None)
+        labels = torch.empty(0, dtype=torch.int64, device=self.device)
+        T = labels if not self.targets.smoothing else torch.empty(self.k, 0, dtype=self.dtype, device=self.device)
+        return Block(X, T, labels)
+
+    def _shares(self, world_size: int) -> tuple[int, ...]:
+        return tuple(b - a for a, b in (rank_range(self.n, r, world_size) for r in range(world_size)))
+
+
+class InMemory(DataSource):
+    """Rows held in memory: ``X`` (n, d) and encoded targets ``T``, ``labels``."""
+
+    def __init__(self, X: Tensor, T: Tensor, labels: Tensor | None, targets: Targets, *, rank: int = 0,
+                 shares: tuple[int, ...] = ()):
+        if X.ndim != 2 or X.shape[0] != T.shape[-1]:
+            raise DataError(f"X (n, d) and targets for n rows expected, got X {tuple(X.shape)} and "
+                            f"targets {tuple(T.shape)}")
+        self.X, self.T, self.labels, self.targets = X, T, labels, targets
+        self.rank, self.shares = rank, shares or (X.shape[0],)
+        self.chunk_rows = chunk_rows_for(X.shape[1], X.dtype)
+
+    @classmethod
+    def from_arrays(cls, X, y, targets: Targets, *, dtype: torch.dtype, device=None, name: str = "y") -> "InMemory":
+        """NumPy (or torch) features and raw targets, encoded by ``targets``."""
+        Xt = X.to(dtype=dtype, device=device) if isinstance(X, Tensor) else as_tensor(X, dtype, device)
+        T, labels = targets.encode(y, dtype, device, name=name)
+        return cls(Xt, T, labels, targets)
+
+    n = property(lambda self: self.X.shape[0])
+    d = property(lambda self: self.X.shape[1])
+    dtype = property(lambda self: self.X.dtype)
+    device = property(lambda self: self.X.device)
+
+    def _cols(self, T: Tensor, a, b=None) -> Tensor:
+        """Rows a:b (or an index tensor ``a``) of class-major targets."""
+        if b is None:
+            return T.index_select(0 if T.ndim == 1 else 1, a)
+        return T[a:b] if T.ndim == 1 else T[:, a:b]
+
+    def rows(self, index: Tensor) -> "InMemory":
+        """The rows ``index`` (a new source)."""
+        index = index.to(self.X.device)
+        return InMemory(self.X.index_select(0, index), self._cols(self.T, index),
+                        None if self.labels is None else self.labels.index_select(0, index), self.targets)
+
+    def empty(self) -> Block:
+        return Block(self.X[:0], self._cols(self.T, 0, 0), None if self.labels is None else self.labels[:0])
+
+    def chunks(self) -> Iterator[Block]:
+        for s in range(0, self.n, self.chunk_rows):
+            e = s + self.chunk_rows
+            yield Block(self.X[s:e], self._cols(self.T, s, e), None if self.labels is None else self.labels[s:e])
+
+    def _epoch(self, epoch, B, seed):
+        perm = torch.randperm(self.n, generator=epoch_generator(seed, epoch, self.rank)).to(self.device)
+        T = self._cols(self.T, perm)                       # this epoch's order, permuted once
+        T_b = T.split(B, dim=0 if T.ndim == 1 else 1)
+        if self.labels is None:
+            L_b = itertools.repeat(None)
+        else:                                              # hard labels: the labels are T itself
+            L_b = T_b if T.ndim == 1 else self.labels.index_select(0, perm).split(B)
+        for idx, Tb, Lb in zip(perm.split(B), T_b, L_b):
+            yield Block(self.X.index_select(0, idx), Tb, Lb)
+
+    def part(self, rank: int, world_size: int) -> "InMemory":
+        lo, hi = rank_range(self.n, rank, world_size)
+        return InMemory(self.X[lo:hi], self._cols(self.T, lo, hi),
+                        None if self.labels is None else self.labels[lo:hi], self.targets, rank=rank,
+                        shares=self._shares(world_size))
+
+
+class Streamed(DataSource):
+    """Rows streamed from :class:`~linearnets.data.shards.Shards` (or a subset of them), encoded
+    block by block. Full-batch work reads chunks in file order; minibatches come from
+    :func:`~linearnets.data.shuffle.shuffled_batches` with the shards' ``buffer_rows``,
+    ``block_rows`` and ``shuffle``. Memory does not depend on the number of rows."""
+
+    def __init__(self, shards: Shards, targets: Targets, *, dtype: torch.dtype, device=None, rank: int = 0,
+                 shares: tuple[int, ...] = ()):
+        self.shards, self.targets = shards, targets
+        self.dtype, self.device = dtype, torch.device(device or "cpu")
+        self.rank, self.shares = rank, shares or (shards.n,)
+        self.chunk_rows = chunk_rows_for(shards.d, dtype)
+
+    n = property(lambda self: self.shards.n)
+    d = property(lambda self: self.shards.d)
+
+    def encode(self, y: np.ndarray) -> Tensor:
+        """A block's raw target column → class indices (int64) or values (float64)."""
+        name = f"{self.shards.name} (column {self.shards.target_name!r})"
+        if self.classification:
+            return self.targets.indices(np.asarray(y), name)
+        try:
+            return torch.from_numpy(np.asarray(y, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise DataError(f"{name}: the target column is not numeric; linear regression needs numbers") from None
+
+    def block(self, X: Tensor, t: Tensor) -> Block:
+        """Features and encoded targets (m,) → a block in this source's dtype and layout."""
+        if not self.classification:
+            return Block(X, t.to(device=self.device, dtype=self.dtype).view(1, -1), None)
+        t = t.to(self.device)
+        if self.targets.smoothing:
+            eps, k = self.targets.smoothing, self.k
+            T = torch.full((k, t.shape[0]), eps / k, dtype=self.dtype, device=self.device)
+            T.scatter_(0, t.view(1, -1), 1.0 - eps + eps / k)
+            return Block(X, T, t)
+        return Block(X, t, t)
+
+    def chunks(self) -> Iterator[Block]:
+        for X, y in self.shards.blocks(self.chunk_rows):
+            Xc = torch.from_numpy(X).to(device=self.device, dtype=self.dtype).contiguous()   # one copy
+            yield self.block(Xc, self.encode(y))
+
+    def _epoch(self, epoch, B, seed):
+        sh = self.shards
+        gen = epoch_generator(seed, epoch, self.rank) if sh.shuffle else None
+        for Xb, tb in shuffled_batches(sh, B, generator=gen, encode=self.encode, dtype=self.dtype,
+                                       device=self.device, buffer_rows=sh.buffer_rows, block_rows=sh.block_rows,
+                                       views=True):
+            yield self.block(Xb, tb)
+
+    def part(self, rank: int, world_size: int) -> "Streamed":
+        return Streamed(self.shards.part(rank, world_size), self.targets, dtype=self.dtype, device=self.device,
+                        rank=rank, shares=self._shares(world_size))
+
+
+class Interleaved(DataSource):
+    """The P shares of ``source`` as one source: replays, in one process, the sample order of a
+    P-rank data-parallel run (``simulate_ranks``). Batch t = the ranks' batches t, concatenated —
+    one SGD step over up to P·B rows, as the all-reduce makes it."""
+
+    def __init__(self, source: DataSource, world_size: int):
+        self.parts = [source.part(r, world_size) for r in range(world_size)]
+        self.targets, self.dtype, self.device = source.targets, source.dtype, source.device
+        self.n, self.d = source.n, source.d
+        self.shares = self.parts[0].shares
+
+    def chunks(self) -> Iterator[Block]:
+        for part in self.parts:
+            yield from part.chunks()
+
+    def batches(self, epoch: int, batch_size: int, seed: int) -> Iterator[Block]:
+        for group in zip(*(p.batches(epoch, batch_size, seed) for p in self.parts)):
+            full = [b for b in group if b.m]
+            yield concat_blocks(full) if full else group[0]
+
+    def part(self, rank: int, world_size: int) -> "DataSource":
+        raise DataError("a source that simulates ranks cannot be split across real ranks")

@@ -1,0 +1,142 @@
+r"""The one encoder of targets: class labels, soft targets, label smoothing, regression values.
+
+Training and evaluation use the *class-major* layout of the targets (the layout of the logits
+``Zᵀ`` (k, m) that SGD and the full-batch passes compute):
+
+* classification, hard labels: ``T`` = class indices (m,) int64 — the losses read them as one-hot
+  rows without materialising them; with label smoothing ε, ``T = ((1 − ε)·onehot + ε/k)ᵀ`` (k, m);
+* classification, soft targets (rows of probabilities, (m, k)): ``T = Yᵀ`` (k, m), smoothed likewise;
+* regression: ``T = Yᵀ`` (k, m) for k outputs.
+
+``labels`` (m,) int64 is the class counted as right for accuracy — the index of the label, or
+the argmax of a soft-target row — and ``None`` for regression. Every path (arrays, streamed
+shards, ranks, the CLI, the lab) encodes through :class:`Targets`, so a label is the same class
+everywhere and a label the model never saw is an error everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from ..losses import one_hot, smooth_labels
+from .arrays import as_tensor
+
+__all__ = ["Targets", "dense_rows"]
+
+SOFT_TOLERANCE = 1e-4            # |row sum − 1| allowed for soft targets
+
+
+@dataclass(frozen=True)
+class Targets:
+    """How targets become ``(T, labels)``: ``task``, ``k`` outputs or classes, the ``classes``
+    (sorted labels; for soft targets ``arange(k)``) and the label ``smoothing`` ε."""
+
+    task: str                               # "classification" | "regression"
+    k: int
+    classes: np.ndarray | None = None
+    smoothing: float = 0.0
+
+    @property
+    def classification(self) -> bool:
+        return self.task == "classification"
+
+    # --- learning the classes ---------------------------------------------------------------
+    @classmethod
+    def for_classes(cls, classes, smoothing: float = 0.0, name: str = "y") -> "Targets":
+        """The encoder of the sorted unique ``classes`` (at least two)."""
+        classes = np.unique(np.asarray(classes))
+        if len(classes) < 2:
+            shown = f" ({classes[0]!r})" if len(classes) else ""
+            raise DataError(f"{name}: softmax regression needs samples of at least 2 classes, got "
+                            f"{len(classes)} class{shown}")
+        return cls("classification", len(classes), classes, float(smoothing))
+
+    @classmethod
+    def fit(cls, y: np.ndarray, task: str, *, classes=None, smoothing: float = 0.0, name: str = "y") -> "Targets":
+        """The encoder that ``y`` defines: its classes (or ``classes`` when given, as in
+        scikit-learn's ``partial_fit``), or its number of outputs."""
+        y = np.asarray(y)
+        if task == "regression":
+            return cls("regression", 1 if y.ndim == 1 else y.shape[1])
+        if is_soft(y):
+            return cls("classification", y.shape[1], np.arange(y.shape[1]), float(smoothing))
+        return cls.for_classes(np.unique(y) if classes is None else classes, smoothing, name)
+
+    # --- encoding ------------------------------------------------------------------------------
+    def encode(self, y: np.ndarray, dtype: torch.dtype, device=None, *, name: str = "y"
+               ) -> tuple[Tensor, Tensor | None]:
+        """``y`` (m,) labels or values, or (m, k) soft targets / outputs → ``(T, labels)``."""
+        y = np.asarray(y)
+        if not self.classification:
+            Y = _as_float(y, name).reshape(len(y), -1)
+            if Y.shape[1] != self.k:
+                raise DataError(f"{name} has {Y.shape[1]} target columns; the model has {self.k}")
+            return as_tensor(Y.T, dtype, device), None
+        if is_soft(y):
+            P = self._soft(y, name)
+            labels = torch.from_numpy(P.argmax(axis=1))
+            T = smooth_labels(torch.from_numpy(P).to(dtype), self.smoothing).T.contiguous()
+            return T.to(device), labels.to(device)
+        labels = self.indices(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y, name)
+        if self.smoothing:
+            T = smooth_labels(one_hot(labels, self.k, dtype), self.smoothing).T.contiguous()
+            return T.to(device), labels.to(device)
+        labels = labels.to(device)
+        return labels, labels
+
+    def indices(self, y: np.ndarray, name: str = "y") -> Tensor:
+        """Labels → their indices in :attr:`classes` (int64); a DataError names unknown labels."""
+        if y.ndim != 1:
+            raise DataError(f"{name}: class labels must be one column, got shape {y.shape}")
+        classes = self.classes
+        try:
+            idx = np.searchsorted(classes, y)
+        except TypeError:                                      # e.g. str labels against int classes
+            idx = np.zeros(len(y), dtype=np.intp)
+            known = np.zeros(len(y), dtype=bool)
+        else:
+            idx = np.minimum(idx, len(classes) - 1)
+            known = classes[idx] == y
+        if not np.all(known):
+            bad = np.unique(np.asarray(y[~known], dtype=object).astype(str))[:5].tolist()
+            raise DataError(f"{name} has labels the model was not fitted with: {bad}; "
+                            f"its classes are {classes[:10].tolist()}")
+        return torch.from_numpy(idx.astype(np.int64))
+
+    def _soft(self, y: np.ndarray, name: str) -> np.ndarray:
+        P = _as_float(y, name)
+        if P.shape[1] != self.k:
+            raise DataError(f"{name}: soft targets have {P.shape[1]} columns but the model has {self.k} classes")
+        if not np.isfinite(P).all():
+            raise DataError(f"{name}: soft targets contain NaN or Inf")
+        if (P < 0).any():
+            r = int(np.argwhere(P < 0)[0, 0])
+            raise DataError(f"{name}: soft targets must be non-negative; row {r} has {P[r].min():g}")
+        sums = P.sum(axis=1)
+        bad = np.abs(sums - 1.0) > SOFT_TOLERANCE
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise DataError(f"{name}: soft-target rows must sum to 1; row {r} sums to {sums[r]:g}")
+        return P
+
+
+def is_soft(y: np.ndarray) -> bool:
+    """Rows of probabilities (n, k ≥ 2) rather than one column of labels."""
+    return y.ndim == 2 and y.shape[1] > 1
+
+
+def _as_float(y: np.ndarray, name: str) -> np.ndarray:
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: targets must be numbers") from None
+
+
+def dense_rows(T: Tensor, k: int, dtype: torch.dtype) -> Tensor:
+    """Class-major targets (labels (m,) or Tᵀ (k, m)) → probability / value rows (m, k)."""
+    return one_hot(T, k, dtype) if T.ndim == 1 else T.T.to(dtype)

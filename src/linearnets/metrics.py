@@ -1,0 +1,103 @@
+r"""The numbers reported about a model on some data — the only place they are computed.
+
+For rows (x_i, y_i), i = 1..n, of a source (in memory or streamed; on one rank or summed over
+all ranks of a communicator):
+
+* ``loss``: the objective the model minimises, F = (1/n) Σ_i ℓ(z_i, y_i) + (λ/2)‖W‖² — the penalty
+  always included, label smoothing as in training (:mod:`linearnets.objective`);
+* ``accuracy`` (classification): the fraction of rows whose prediction — the *first* largest
+  logit, as ``argmax`` (and ``predict``) picks it — is their label. A tie is one prediction,
+  not a hit for every tied class: an untrained model (all logits equal) predicts class 0;
+* ``mse`` and ``r2`` (regression): mean squared error over rows and outputs, and the coefficient of
+  determination 1 − SS_res/SS_tot per output, averaged over outputs (scikit-learn's
+  ``r2_score``; an output with SS_tot = 0 scores 1 if predicted exactly, else 0);
+* ``n``: the number of rows.
+
+``score``, the ``Evaluate`` callback (``val_*`` in ``history_``), ``linearnets train``'s
+``metrics.json``, ``linearnets evaluate`` and the lab all call :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .data.source import DataSource
+from .distributed import LOCAL
+from .objective import Objective
+from .params import Params
+
+__all__ = ["hits", "evaluate", "metric_names"]
+
+
+def hits(Zt: Tensor, labels: Tensor) -> Tensor:
+    """How many rows of the logits ``Zᵀ`` (k, m) predict their ``labels`` (m,): a 0-d tensor.
+    The prediction is ``argmax``, which picks the first of tied logits."""
+    return (Zt.argmax(dim=0) == labels).sum()
+
+
+def metric_names(classification: bool) -> tuple[str, ...]:
+    return ("loss", "accuracy") if classification else ("loss", "mse", "r2")
+
+
+def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCAL) -> dict:
+    """The metrics of ``params`` on every row of ``source`` (and of the other ranks), in one pass."""
+    Wt, b = params.W.T.contiguous(), params.b
+    k = source.k
+    loss = torch.zeros((), dtype=torch.float64, device=params.W.device)
+    n = torch.zeros((), dtype=torch.float64, device=params.W.device)
+    correct = torch.zeros((), dtype=torch.float64, device=params.W.device)
+    ss_res = torch.zeros(k, dtype=torch.float64, device=params.W.device)
+    moments = []                                          # (rows, mean, M2) of y per chunk, per output
+    for block in source.chunks():
+        if not block.m:
+            continue
+        Zt = objective.logits_t(Wt, b, block.X)                               # (k, m)
+        loss += objective.loss.value(Zt, block.T, dim=0).double() * block.m
+        n += block.m
+        if source.classification:
+            correct += hits(Zt, block.labels)
+        else:
+            Yt = block.T.double()                                             # (k, m)
+            ss_res += (Zt.double() - Yt).square().sum(dim=1)
+            mean = Yt.mean(dim=1)
+            moments.append((block.m, mean, (Yt - mean[:, None]).square().sum(dim=1)))
+    comm.sum_(loss, n, correct, ss_res)
+    total = float(n)
+    out = {"loss": float(loss) / total + float(objective.penalty(params.W)) if total else float("nan")}
+    if source.classification:
+        out["accuracy"] = float(correct) / total if total else float("nan")
+    else:
+        ss_tot = _total_sum_of_squares(moments, k, comm, params.W.device)
+        out["mse"] = float(ss_res.sum()) / (total * k) if total else float("nan")
+        r2 = [(1.0 - float(r) / float(t)) if float(t) > 0 else (1.0 if float(r) == 0 else 0.0)
+              for r, t in zip(ss_res, ss_tot)]
+        out["r2"] = sum(r2) / k
+    out["n"] = int(total)
+    return out
+
+
+def _total_sum_of_squares(moments, k: int, comm, device) -> Tensor:
+    r"""Σ (y − ȳ)² per output, merged from per-chunk (rows, mean, M2) by Chan's update
+    M2 = M2_a + M2_b + δ² n_a n_b / n — no cancellation when |ȳ| ≫ spread — then across ranks."""
+    n = 0.0
+    mean = torch.zeros(k, dtype=torch.float64, device=device)
+    M2 = torch.zeros(k, dtype=torch.float64, device=device)
+    for m, mu, m2 in moments:
+        n, mean, M2 = _merge(n, mean, M2, float(m), mu, m2)
+    if comm.world_size > 1:
+        mine = torch.cat([torch.tensor([n], dtype=torch.float64, device=device), mean, M2])
+        n, mean, M2 = 0.0, torch.zeros_like(mean), torch.zeros_like(M2)
+        for theirs in comm.all_gather(mine):
+            n, mean, M2 = _merge(n, mean, M2, float(theirs[0]), theirs[1:1 + k], theirs[1 + k:])
+    return M2
+
+
+def _merge(na, mean_a, M2_a, nb, mean_b, M2_b):
+    if nb == 0:
+        return na, mean_a, M2_a
+    if na == 0:
+        return nb, mean_b, M2_b
+    n = na + nb
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (nb / n), M2_a + M2_b + delta.square() * (na * nb / n)
