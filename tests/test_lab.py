@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import linearnets as ln
-from linearnets.lab.base import describe, verdict_from
+from linearnets.lab.base import describe, unexplained, verdict_from
+from linearnets.plots import figure_series, plt
 
 IDS = [f"C{i}" for i in range(1, 12)]
 
@@ -81,6 +82,41 @@ def test_key_numbers_per_claim(quick_lab):
     one_hot32 = n["C11"]["rows"]["one-hot, float32"]
     assert one_hot32["max_abs_ce_minus_kl"] <= 1e-6 and one_hot32["max_grad_difference"] <= 1e-6
     assert n["C11"]["rows"]["one-hot, float64"]["max_grad_difference"] <= 1e-12
+
+
+def test_every_figure_shows_data(quick_lab):
+    """Read back from the figures' own artists: every panel of every figure draws at least one
+    data series, and every series is non-empty and finite."""
+    _, _, _, claims, _ = quick_lab
+    for c in claims.values():
+        assert set(c["figure_data"]) == set(c["figures"]) and c["figures"], c["id"]
+        for name, panels in c["figure_data"].items():
+            assert panels, name
+            for title, series in panels.items():
+                assert series, f"{name}: panel '{title}' draws no data"
+                for s in series:
+                    assert s["values"] > 0 and s["nonfinite"] == 0, (name, title, s)
+
+
+def test_figure_series_sees_an_empty_panel():
+    """The control: a panel with only a reference line (C1's figure before the fix) has no data."""
+    fig, (a, b) = plt.subplots(1, 2)
+    a.semilogy([], [], label="SGD: full-data loss after each step")
+    a.axhline(1.0, label="closed form")
+    b.plot([1, 2, 3], [1, float("nan"), 2])
+    b.set_title("with a NaN")
+    shown = figure_series(fig)
+    plt.close(fig)
+    assert shown["axes 1"] == []
+    assert shown["with a NaN"][0]["nonfinite"] == 1
+
+
+def test_every_key_number_is_finite_or_explained(quick_lab):
+    _, _, _, claims, _ = quick_lab
+    for c in claims.values():
+        assert unexplained(c["numbers"], c["nulls"]) == [], c["id"]
+    assert unexplained({"a": [1.0, None], "b": "inf"}, {}) == ["a[1] is None with no reason", "b = inf"]
+    assert unexplained({"a": [1.0, None]}, {"a": "diverged"}) == []
 
 
 def test_verdicts_follow_the_numbers():

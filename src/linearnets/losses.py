@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .errors import ConfigError
+
 __all__ = ["Loss", "SquaredError", "SoftmaxCrossEntropy", "SoftmaxMSE", "KLDivergence",
            "LOSSES", "get_loss", "one_hot", "smooth_labels", "entropy"]
 
@@ -240,5 +242,4 @@ def get_loss(name: str | Loss) -> Loss:
     try:
         return LOSSES[name]
     except KeyError:
-        from .errors import ConfigError
         raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None

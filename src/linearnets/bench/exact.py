@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.linear_model import LinearRegression as SK
 
 import linearnets as ln
 from linearnets.data import InMemory, Targets
@@ -73,7 +74,6 @@ def main(argv=None):
     model = ln.LinearRegression(solver="exact").fit(X, y)
     t_api, m_api = timed(lambda: api_fit(X, y), R)
     t_bare, m_bare = timed(lambda: bare(Xt, yt), R)
-    from sklearn.linear_model import LinearRegression as SK
     t_sk, m_sk = timed(lambda: SK().fit(X, y), 1)
     err = float(np.linalg.norm(model.coef_ - ref[:-1]) / np.linalg.norm(ref[:-1]))
     rows = [("bare X.T@X + Cholesky", f"{t_bare:.3f}", "1.00", f"{m_bare:.0f}", "—"),

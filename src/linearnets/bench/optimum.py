@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 import linearnets as ln
 from linearnets.lab.tracking import problem_from
@@ -40,7 +42,6 @@ class StopAt(Callback):
 
 def run(name, X, y, lam, solvers):
     n = X.shape[0]
-    from sklearn.linear_model import LogisticRegression
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -75,7 +76,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(machine())
     lam = 1e-4
-    from sklearn.preprocessing import StandardScaler
     Xd, yd = ln.data.load_digits()
     run("digits (standardised)", StandardScaler().fit_transform(Xd), yd, lam, ["newton", "newton-cg", "lbfgs"])
     ds = ln.data.fashion_mnist_like(n=args.n, seed=0)

@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.linear_model import SGDClassifier
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -107,7 +108,6 @@ def main(argv=None):
     t_scratch = median_time(lambda: scratch_epoch(loader, W, b, 0.1), repeats=max(2, R // 2))
 
     # scikit-learn, one pass
-    from sklearn.linear_model import SGDClassifier
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.1, alpha=0.0, random_state=0)

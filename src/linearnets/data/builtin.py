@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn import datasets
 
 from .dataset import Dataset
 
 
 def load_digits(*, scaled: bool = True) -> Dataset:
     """1797 handwritten digits, 8×8 pixels → 10 classes. ``scaled``: pixels in [0, 1] (÷16)."""
-    from sklearn.datasets import load_digits as sk_load
-
-    b = sk_load()
+    b = datasets.load_digits()
     X = b.data / 16.0 if scaled else b.data.astype(np.float64)
     return Dataset(X, b.target.astype(np.int64), name="digits", task="classification",
                    class_names=tuple(str(c) for c in range(10)), image_shape=(8, 8),
@@ -20,8 +19,6 @@ def load_digits(*, scaled: bool = True) -> Dataset:
 
 def load_diabetes() -> Dataset:
     """442 patients, 10 standardised features → disease progression after one year (regression)."""
-    from sklearn.datasets import load_diabetes as sk_load
-
-    b = sk_load()
+    b = datasets.load_diabetes()
     return Dataset(b.data, b.target.astype(np.float64), name="diabetes", task="regression",
                    feature_names=tuple(b.feature_names), target_name="progression")

@@ -7,9 +7,12 @@ column. Every other column must be numeric. Errors name the file and the column.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..errors import DataError, FormatError
 from .dataset import Dataset
@@ -18,10 +21,6 @@ SUFFIXES = (".csv", ".npy", ".parquet", ".pq")
 
 
 def _frame(path: Path):
-    import warnings
-
-    import pandas as pd
-
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise FormatError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
@@ -95,8 +94,6 @@ def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
         df = df.drop(columns=names[j])
         if df.shape[1] == 0:
             raise DataError(f"{path}: needs at least one feature column besides the target")
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
     for col in df.columns:
         if not is_numeric_dtype(df[col]) or is_bool_dtype(df[col]):
             bad = df[col][~df[col].astype(str).str.match(r"^-?[\d.eE+-]+$")].head(1)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path, atomic_write_bytes
 from ..errors import ChecksumError, DownloadError, FormatError
 from .dataset import Dataset
 from .synthetic import FASHION_CLASSES
@@ -105,7 +106,6 @@ def write_idx(path, array: np.ndarray, *, compress: bool | None = None) -> None:
     path = Path(path)
     if compress or (compress is None and path.suffix == ".gz"):
         raw = gzip.compress(raw)
-    from .._io import atomic_write_bytes
     atomic_write_bytes(path, raw)
 
 
@@ -127,8 +127,6 @@ def sha256_file(path) -> str:
 
 def download_file(url: str, dest, sha256: str, *, timeout: float = 30.0) -> Path:
     """Fetch ``url`` into ``dest`` atomically; the file appears only if its SHA-256 matches."""
-    from .._io import atomic_path
-
     dest = Path(dest)
     h = hashlib.sha256()
     try:

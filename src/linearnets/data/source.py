@@ -221,7 +221,7 @@ class Streamed(DataSource):
         if self.classification:
             return self.targets.indices(np.asarray(y), name)
         try:
-            return torch.from_numpy(np.asarray(y, dtype=np.float64))
+            return as_tensor(np.asarray(y, dtype=np.float64), torch.float64, "cpu")
         except (TypeError, ValueError):
             raise DataError(f"{name}: the target column is not numeric; linear regression needs numbers") from None
 

@@ -7,15 +7,18 @@ is run, in words), ``run(config, deps) -> Result`` (numbers only) and
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .. import data
 from .._io import jsonable
+from ..plots import save_figure
 from ..timing import median_time as timeit  # noqa: F401  (the experiments' timer)
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -64,14 +67,45 @@ class Result:
     reason: str                       # the rule applied to these numbers
     series: dict = field(default_factory=dict)   # arrays for the figures (not in results.json)
     figures: list = field(default_factory=list)  # PNG file names, filled by plot()
+    figure_data: dict = field(default_factory=dict)  # what each figure shows (plots.figure_series)
+    nulls: dict = field(default_factory=dict)    # key of ``numbers`` → why it holds None
     seconds: float = 0.0
+
+    def save_figure(self, fig, folder, name: str) -> str:
+        """Write ``fig`` as ``folder/name``, record what it shows; returns ``name``."""
+        self.figure_data[name] = save_figure(fig, Path(folder) / name)
+        return name
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "claim": {"zh": self.claim_zh, "en": self.claim_en},
                 "run": self.run, "settings": self.settings, "seed": self.seed,
                 "numbers": jsonable(self.numbers), "verdict": self.verdict,
                 "criterion": self.criterion, "reason": self.reason, "figures": self.figures,
-                "seconds": round(self.seconds, 3)}
+                "figure_data": self.figure_data, "nulls": self.nulls, "seconds": round(self.seconds, 3)}
+
+
+def unexplained(numbers: dict, nulls: dict) -> list[str]:
+    """Paths of key numbers that are not finite numbers, or None without a reason in ``nulls``
+    (keyed by the top-level key of ``numbers``). A report should have none."""
+    bad = []
+
+    def walk(value, path, top):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}", top)
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]", top)
+        elif value is None:
+            if top not in nulls:
+                bad.append(f"{path} is None with no reason")
+        elif isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+            bad.append(f"{path} = {value}")
+        elif isinstance(value, str) and value in ("inf", "-inf", "nan"):      # as results.json writes them
+            bad.append(f"{path} = {value}")
+    for key, value in numbers.items():
+        walk(value, key, key)
+    return bad
 
 
 def verdict_from(checks: dict[str, bool], *, inconclusive: bool = False) -> str:

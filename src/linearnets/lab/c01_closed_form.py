@@ -7,7 +7,7 @@ import torch
 
 from .. import data
 from ..params import Params
-from ..plots import plt, save_figure
+from ..plots import plt
 from ..train import Callback
 from .base import Result, describe, verdict_from
 from .tracking import problem_from, run_solver
@@ -84,5 +84,4 @@ def plot(result, folder) -> list[str]:
             ax.axvline(e, color="grey", lw=0.5)
     a.legend()
     name = "C1_closed_form_vs_sgd.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

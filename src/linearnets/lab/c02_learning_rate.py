@@ -9,7 +9,7 @@ import torch
 
 from .. import data
 from ..params import Params
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, verdict_from
 from .tracking import Track, problem_from, run_solver
 
@@ -78,13 +78,15 @@ def run(config, deps=None) -> Result:
               "1.1 × threshold diverges": above_diverges}
     numbers = {"lambda_max": lam_max, "lambda_min": lam_min, "condition_number": lam_max / lam_min,
                "predicted_threshold": predicted, "measured_threshold": measured, "ratio": ratio,
-               "optimal_loss": F_star, "lr_grid": grid, "suboptimality_after_budget": final, "best_lr": float(grid[int(np.argmin(final))]),
+               "optimal_loss": F_star, "lr_grid": grid, "suboptimality_after_budget": [f if math.isfinite(f) else None for f in final],
+               "best_lr": float(grid[int(np.argmin(final))]),
                "slow_factor": slow_factor, "above_threshold_diverges": above_diverges}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
                   settings={"data": "diabetes", "solver": "gd", "stability_steps": T, "budget_steps": budget,
                             "bisection_steps": config.size(12, 20)},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
-                  reason=describe(checks), series={"curves": curves, "measured": measured})
+                  reason=describe(checks), series={"curves": curves, "measured": measured},
+                  nulls={"suboptimality_after_budget": "None where that learning rate diverged within the budget"})
 
 
 def plot(result, folder) -> list[str]:
@@ -103,11 +105,12 @@ def plot(result, folder) -> list[str]:
     a.legend(fontsize=8)
     for name, values in result.series["curves"].items():
         v = np.asarray(values, dtype=float)
-        b.semilogy(np.arange(1, len(v) + 1), np.where(np.isfinite(v), v, np.nan), label=f"lr = {name} threshold")
+        steps = np.arange(1, len(v) + 1)
+        ok = np.isfinite(v) & (v > 0)                 # a diverging run stops at its last finite loss
+        b.semilogy(steps[ok], v[ok], label=f"lr = {name} threshold")
     b.set(xlabel="step", ylabel="F − F*", title="Loss curves around the threshold")
     b.legend(fontsize=8)
     for ax in (a, b):
         ax.grid(alpha=0.3)
     name = "C2_learning_rate.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

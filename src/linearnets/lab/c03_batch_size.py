@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ..plots import plt, save_figure
+from ..plots import plt
 from ..train import Callback
 from .base import Result, describe, verdict_from
 from .tracking import problem_from, run_solver, subset
@@ -134,5 +134,4 @@ def plot(result, folder) -> list[str]:
     for ax in axes:
         ax.grid(alpha=0.3)
     name = "C3_batch_size.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

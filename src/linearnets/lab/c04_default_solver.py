@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from ..plots import plt, save_figure
+from ..plots import plt
 from ..train import Callback
 from .base import INCONCLUSIVE, Result, describe, verdict_from
 from .tracking import problem_from, run_solver
@@ -61,7 +61,8 @@ def run(config, deps=None) -> Result:
     verdict = verdict_from(checks)
     if (c2 is None or c3 is None) and verdict != "supported":
         verdict = INCONCLUSIVE
-    numbers = {"learning_rates": lrs, "batch_sizes": batches, "loss_after_budget": loss,
+    numbers = {"learning_rates": lrs, "batch_sizes": batches,
+               "loss_after_budget": [[float(v) if np.isfinite(v) else None for v in row] for row in loss],
                "best_batch_size": best_B, "best_lr": best_lr, "spread_across_batch": spread_B,
                "spread_across_lr": spread_lr,
                "C2_measured_threshold": c2.numbers["measured_threshold"] if c2 else None,
@@ -69,25 +70,27 @@ def run(config, deps=None) -> Result:
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
                   settings={"dataset": config.dataset, "time_budget_s": budget},
                   seed=config.seed, numbers=numbers, verdict=verdict, criterion=CRITERION,
-                  reason=describe(checks))
+                  reason=describe(checks),
+                  nulls={"loss_after_budget": "None where that (learning rate, batch size) diverged",
+                         "C2_measured_threshold": "None when C2 was not run",
+                         "C3_best_batch_after_time_budget": "None when C3 was not run"})
 
 
 def plot(result, folder) -> list[str]:
     n = result.numbers
     loss = np.asarray(n["loss_after_budget"], dtype=float)
     fig, ax = plt.subplots(figsize=(7, 4.4), layout="constrained")
-    shown = np.where(np.isfinite(loss), np.log10(loss), np.nan)
+    shown = np.ma.masked_invalid(np.log10(np.where(np.isfinite(loss) & (loss > 0), loss, np.nan)))
     im = ax.imshow(shown, cmap="viridis_r", aspect="auto")
     for i in range(loss.shape[0]):
         for j in range(loss.shape[1]):
             txt = "diverged" if not np.isfinite(loss[i, j]) else f"{loss[i, j]:.3f}"
             ax.text(j, i, txt, ha="center", va="center", fontsize=8,
-                    color="white" if np.isfinite(shown[i, j]) and shown[i, j] > np.nanmean(shown) else "black")
+                    color="white" if not shown.mask[i, j] and shown[i, j] > shown.mean() else "black")
     ax.set_xticks(range(len(n["batch_sizes"])), [str(b) for b in n["batch_sizes"]])
     ax.set_yticks(range(len(n["learning_rates"])), [f"{lr:g}" for lr in n["learning_rates"]])
     ax.set(xlabel="batch size (1 = SGD, n = full-batch GD)", ylabel="learning rate",
            title=f"Training loss after {result.settings['time_budget_s']:g} s of SGD")
     fig.colorbar(im, ax=ax, label="log10 loss")
     name = "C4_lr_batch_grid.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

@@ -7,7 +7,7 @@ import torch
 
 from .. import data
 from ..params import Params
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, verdict_from
 from .tracking import Track, problem_from, run_solver
 
@@ -109,7 +109,9 @@ def run(config, deps=None) -> Result:
                   settings={"dataset": config.dataset, "weight_decay": 1e-3, "gd_iterations": budget,
                             "sgd_batch_size": 32, "pooled_2x2": pooled},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
-                  reason=describe(checks), series=curves)
+                  reason=describe(checks), series=curves,
+                  nulls={k: "None where the solver did not reach F − F* ≤ 1e-8 within its budget"
+                         for k in ("reach_1e-8", "softmax_newton_iterations_to_1e-8", "softmax_newton_seconds_to_1e-8")})
 
 
 def plot(result, folder) -> list[str]:
@@ -133,5 +135,4 @@ def plot(result, folder) -> list[str]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     name = "C5_newton_vs_gd_sgd.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

@@ -7,7 +7,7 @@ import torch
 
 from .. import data
 from ..params import Params
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, power_law_exponent, timeit, verdict_from
 from .tracking import problem_from
 
@@ -96,5 +96,4 @@ def plot(result, folder) -> list[str]:
     for ax in (a, b):
         ax.grid(alpha=0.3, which="both")
     name = "C6_newton_cost.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

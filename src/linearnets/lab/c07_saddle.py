@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, verdict_from
 
 ID = "C7"
@@ -128,5 +128,4 @@ def plot(result, folder) -> list[str]:
     ax.set(xlabel="u", ylabel="v", title="F(u, v) = u² − v² + v⁴/4")
     ax.legend(fontsize=8, loc="upper right")
     name = "C7_saddle.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..params import Params
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Result
 from .tracking import Track, accuracy, problem_from, run_solver
 
@@ -78,7 +78,8 @@ def run(config, deps=None) -> Result:
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
                   settings={"dataset": config.dataset, "n_train": n_small, "lr": lr, "sgd_batch_size": 8,
                             "train_loss_target": target, "newton_weight_decay": 1e-4, "seeds": seeds},
-                  seed=config.seed, numbers=numbers, verdict=verdict, criterion=CRITERION, reason=reason)
+                  seed=config.seed, numbers=numbers, verdict=verdict, criterion=CRITERION, reason=reason,
+                  nulls={"per_seed": "Newton's epochs are None: it runs to convergence, not to the loss target"})
 
 
 def plot(result, folder) -> list[str]:
@@ -99,5 +100,4 @@ def plot(result, folder) -> list[str]:
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
     name = "C8_sgd_noise.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

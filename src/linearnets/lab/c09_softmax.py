@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
 from ..estimators import SoftmaxRegression
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, verdict_from
 from .tracking import logits
 
@@ -27,8 +28,6 @@ CRITERION = ("supported when, on every test sample, argmax o equals argmax softm
 
 
 def run(config, deps=None) -> Result:
-    from sklearn.metrics import confusion_matrix
-
     Xtr, ytr, Xte, yte, ds = config.classification
     epochs = config.size(15, 30)
     model = SoftmaxRegression(solver="sgd", lr=0.5, batch_size=32, epochs=epochs, seed=config.seed)
@@ -72,7 +71,8 @@ def run(config, deps=None) -> Result:
                   settings={"dataset": config.dataset, "solver": "sgd", "lr": 0.5, "batch_size": 32,
                             "epochs": epochs, "n_train": len(ytr), "n_test": len(yte)},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
-                  reason=describe(checks), series=series)
+                  reason=describe(checks), series=series,
+                  nulls={"margin_median_wrong": "None when every test sample is classified right"})
 
 
 def plot(result, folder) -> list[str]:
@@ -101,8 +101,7 @@ def plot(result, folder) -> list[str]:
     c.axvline(0, color="k", lw=1)
     c.set(xlabel="margin o_y − max_{i≠y} o_i", ylabel="test samples", title="Margins")
     c.legend()
-    save_figure(fig, folder / "C9_softmax_regression.png")
-    names.append("C9_softmax_regression.png")
+    names.append(result.save_figure(fig, folder, "C9_softmax_regression.png"))
     if s.get("image_shape"):
         h, w = s["image_shape"]
         fig, axes = plt.subplots(3, 8, figsize=(12, 5.4), layout="constrained")
@@ -111,6 +110,5 @@ def plot(result, folder) -> list[str]:
             ax.set_title(f"true {t}\npred {p}", fontsize=8, color="black" if t == p else "red")
             ax.axis("off")
         fig.suptitle("Test images: true and predicted labels (red: wrong)")
-        save_figure(fig, folder / "C9_image_grid.png")
-        names.append("C9_image_grid.png")
+        names.append(result.save_figure(fig, folder, "C9_image_grid.png"))
     return names

@@ -7,7 +7,7 @@ import torch
 
 from ..estimators import SoftmaxRegression
 from ..losses import LOSSES
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, verdict_from
 
 ID = "C10"
@@ -100,7 +100,8 @@ def run(config, deps=None) -> Result:
                   settings={"classes": K, "dataset": config.dataset, "lr": 0.5, "batch_size": 32,
                             "epochs": epochs, "mse_definition": "½‖softmax(o) − y‖², mean over samples"},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
-                  reason=reason, series={"sweep": rows, "curves": curves})
+                  reason=reason, series={"sweep": rows, "curves": curves},
+                  nulls={"epochs_to_target": "None for a loss that did not reach the target within the epochs"})
 
 
 def plot(result, folder) -> list[str]:
@@ -125,5 +126,4 @@ def plot(result, folder) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     name = "C10_cross_entropy_vs_mse.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]

@@ -7,7 +7,7 @@ import torch
 
 from ..estimators import SoftmaxRegression
 from ..losses import LOSSES, entropy, one_hot, smooth_labels
-from ..plots import plt, save_figure
+from ..plots import plt
 from .base import Result, describe, timeit, verdict_from
 from .tracking import logits
 
@@ -95,5 +95,4 @@ def plot(result, folder) -> list[str]:
     for ax in (a, b):
         ax.grid(alpha=0.3, axis="x")
     name = "C11_cross_entropy_vs_kl.png"
-    save_figure(fig, folder / name)
-    return [name]
+    return [result.save_figure(fig, folder, name)]
