@@ -4,10 +4,10 @@ FullBatch reducer — chunked, split into rank shares, or replayed as simulated 
 import numpy as np
 import pytest
 import torch
+from helpers import relerr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import relerr
 from linearnets.data import InMemory, Interleaved, Targets
 from linearnets.data.source import Block
 from linearnets.losses import get_loss

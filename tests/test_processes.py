@@ -1,6 +1,7 @@
 """Real processes: a run killed with SIGKILL resumes bitwise; torchrun with 2 gloo ranks equals one
 process; a dead rank stops the other cleanly; torchrun --max-restarts resumes from a checkpoint."""
 
+import json
 import os
 import random
 import signal
@@ -97,7 +98,6 @@ def test_killed_run_resumes_bitwise(tmp_path, shards, data):
     a, b = params(tmp_path / "ref"), params(tmp_path / "run")
     assert torch.equal(a["W"], b["W"]) and torch.equal(a["b"], b["b"]), \
         f"killed near step {at}, resumed from epoch {killed_at.epoch} step {killed_at.step}"
-    import json
     h_ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())["history"]
     h_run = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     assert [r["loss"] for r in h_ref] == [r["loss"] for r in h_run]
@@ -200,3 +200,6 @@ def test_torchrun_restart_resumes_from_the_newest_checkpoint(tmp_path):
     assert "resumed from" in err
     a, b = params(tmp_path / "ref"), params(tmp_path / "run")
     assert torch.equal(a["W"], b["W"]) and torch.equal(a["b"], b["b"])
+    # the resumed epoch's training accuracy counts every rank's hits once (rank 0 carries the sum)
+    h_ref, h_run = (json.loads((tmp_path / r / "metrics.json").read_text())["history"] for r in ("ref", "run"))
+    assert [r["accuracy"] for r in h_ref] == [r["accuracy"] for r in h_run]

@@ -20,6 +20,7 @@ from .errors import (
                      IllConditionedWarning,
                      LinearnetsError,
                      ModelFileError,
+                     OutputError,
 )
 from .estimators import LinearRegression, SoftmaxRegression, load
 from .version import __version__
@@ -27,7 +28,7 @@ from .version import __version__
 __all__ = [
     "LinearRegression", "SoftmaxRegression", "load", "data", "losses",
     "LinearnetsError", "DataError", "FormatError", "ChecksumError", "DownloadError",
-    "ModelFileError", "DivergenceError", "ConfigError", "CheckpointError", "DistributedError",
+    "ModelFileError", "DivergenceError", "ConfigError", "CheckpointError", "DistributedError", "OutputError",
     "IllConditionedWarning",
     "__version__",
 ]

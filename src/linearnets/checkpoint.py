@@ -130,21 +130,34 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(Params(W, b), epoch, step, partial, state, limit, History(history), path, fingerprint)
 
 
-def load_latest(folder, fingerprint: dict | None = None) -> Checkpoint | None:
-    """The newest readable checkpoint of ``folder`` (None if there is none).
+DATA_KEYS = ("data", "n", "d", "k", "classes")
 
-    A damaged file is skipped (with a warning) for the next older one. With ``fingerprint``,
-    a checkpoint written with other settings raises :class:`CheckpointError` naming them.
+
+def load_latest(folder, fingerprint: dict | None = None, validate=None) -> Checkpoint | None:
+    """The newest usable checkpoint of ``folder`` (None if there is none).
+
+    A damaged file — or one that ``validate(checkpoint)`` rejects with a CheckpointError (wrong
+    shapes, a position past the epoch) — is skipped, with a warning, for the next older one. With
+    ``fingerprint``, a checkpoint of other data or other settings raises :class:`CheckpointError`
+    naming what differs.
     """
     for path in list_checkpoints(folder):
         try:
             ckpt = load_checkpoint(path)
+            if validate is not None and (fingerprint is None or ckpt.fingerprint == fingerprint):
+                validate(ckpt)
         except CheckpointError as e:
-            warnings.warn(f"skipping a damaged checkpoint: {e}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"skipping an unusable checkpoint: {e}", RuntimeWarning, stacklevel=2)
             continue
         if fingerprint is not None:
             diff = [k for k in sorted(set(fingerprint) | set(ckpt.fingerprint))
                     if fingerprint.get(k) != ckpt.fingerprint.get(k)]
+            data = [k for k in diff if k in DATA_KEYS]
+            if data:
+                shown = ", ".join(f"{k}: {ckpt.fingerprint.get(k)!r} then, {fingerprint.get(k)!r} now" for k in data)
+                raise CheckpointError(f"{path} was written for other data ({shown}): the rows differ from the "
+                                      f"ones it trained on; resume on the same data, or remove {Path(folder)} "
+                                      "to start over")
             if diff:
                 shown = ", ".join(f"{k}: {ckpt.fingerprint.get(k)!r} then, {fingerprint.get(k)!r} now"
                                   for k in diff[:3])

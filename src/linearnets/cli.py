@@ -13,19 +13,21 @@ shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import data
-from ._io import atomic_path, atomic_write_json
+from ._io import RunLock, atomic_folder, atomic_path, check_output_file, check_output_folder, output_error, remove_stale
 from .bench import BENCHMARKS
 from .distributed import LOCAL, init_from_env
-from .errors import LinearnetsError
+from .errors import LinearnetsError, OutputError
 from .estimators import LinearRegression, SoftmaxRegression, load
 from .lab.runner import run_cli
 from .plots import training_curves
@@ -115,10 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     p = sub.add_parser("predict", help="predict with a saved model")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="folder written by `linearnets train`")
     p.add_argument("--input", required=True, help="CSV/NPY/Parquet file of features")
-    p.add_argument("--output", required=True, help="CSV file to write")
+    p.add_argument("--output", required=True,
+                   help="file to write, its format by its extension: .csv, .parquet or .npy; - for CSV on stdout")
     p.add_argument("--proba", action="store_true", help="also write class probabilities")
+    p.add_argument("--keep", action="append", default=[], metavar="COLUMN",
+                   help="copy this input column (e.g. an ID; name or index) into the output, not a feature; repeatable")
+    p.add_argument("--no-header", action="store_true",
+                   help="the CSV's first row is data (by default a first row of numbers only is taken as data)")
 
     p = sub.add_parser("data", help="list, download or verify datasets")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -203,11 +210,34 @@ def _model(args):
 
 # --- commands -------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    out = check_output_folder(args.out, inputs=[args.data])          # before any work
     comm = init_from_env(args.device or "cpu") if args.distributed else LOCAL
     try:
-        return _train(args, comm)
+        with _locked(out, comm):
+            return _train(args, comm)
     finally:
         comm.close()
+
+
+@contextlib.contextmanager
+def _locked(out: Path, comm):
+    """Rank 0 holds ``out``'s lock for the whole run (a second run on it is refused at once) and
+    clears what a killed run left; the other ranks learn whether it got the lock."""
+    lock = RunLock(out)
+    refused = None
+    if comm.rank == 0:
+        try:
+            lock.__enter__()
+            remove_stale(out)
+        except LinearnetsError as e:
+            refused = str(e)
+    refused = comm.broadcast_object(refused)
+    if refused is not None:
+        raise OutputError(refused)
+    try:
+        yield
+    finally:
+        lock.__exit__()
 
 
 def _train(args, comm) -> int:
@@ -257,9 +287,10 @@ def _train(args, comm) -> int:
                "n_train": train_metrics["n"], "n_val": 0 if val_metrics is None else val_metrics["n"],
                "seconds": seconds, "world_size": comm.world_size,
                "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
-    model.save(out)
-    atomic_write_json(out / "metrics.json", metrics)
-    training_curves(model.history_, out / "curves.png", title=f"{args.model} · {name} · {model.solver}")
+    with atomic_folder(out) as folder:                   # the outputs replace the old ones as a unit
+        model.save(folder, atomic=False)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        training_curves(model.history_, folder / "curves.png", title=f"{args.model} · {name} · {model.solver}")
     final = val_metrics or train_metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "n")
     print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if val_metrics else 'train'}: "
@@ -285,19 +316,45 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy"}
+
+
 def cmd_predict(args) -> int:
+    to_stdout = args.output == "-"
+    kind = "csv" if to_stdout else OUTPUT_FORMATS.get(Path(args.output).suffix.lower())
+    if kind is None:
+        raise UsageError(f"--output {args.output}: unknown format {Path(args.output).suffix!r}; "
+                         f"use a name ending in {', '.join(OUTPUT_FORMATS)}, or - for CSV on stdout")
+    if not to_stdout:
+        check_output_file(args.output, inputs=[args.input, args.model])
     model = load(args.model)
-    X = _features(data.read_table(args.input, has_target=False), model)
-    out = pd.DataFrame({"prediction": model.predict(X)})
+    if args.proba and not hasattr(model, "predict_proba"):
+        raise UsageError("--proba needs a softmax model")
+    ds = data.read_table(args.input, has_target=False, keep=args.keep, header=False if args.no_header else None)
+    X = _features(ds, model)
+    out = pd.DataFrame(ds.kept or {})
+    out["prediction"] = model.predict(X)
     if args.proba:
-        if not hasattr(model, "predict_proba"):
-            raise UsageError("--proba needs a softmax model")
         P = model.predict_proba(X)
         for j, c in enumerate(model.classes_):
             out[f"p_{c}"] = P[:, j]
-    with atomic_path(args.output, suffix=".csv") as tmp:
-        out.to_csv(tmp, index=False)
-    print(f"wrote {len(out)} predictions to {args.output}")
+    if to_stdout:
+        out.to_csv(sys.stdout, index=False)
+        return 0
+    if kind == "npy":
+        bad = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c])]
+        if bad:
+            raise UsageError(f"--output {args.output}: .npy holds numbers only, but {bad[0]!r} is not numeric; "
+                             "write .csv or .parquet")
+    with atomic_path(args.output, suffix=f".{kind}") as tmp:
+        if kind == "csv":
+            out.to_csv(tmp, index=False)
+        elif kind == "parquet":
+            out.to_parquet(tmp, index=False)
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, out.to_numpy(dtype=np.float64), allow_pickle=False)
+    print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -347,9 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (LinearnetsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+    except (LinearnetsError, OSError) as e:             # the user's input, or the machine (disk, permissions)
         if args.debug:
             raise
+        if isinstance(e, OSError) and not isinstance(e, LinearnetsError):
+            e = output_error(e, what="use")
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"linearnets {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

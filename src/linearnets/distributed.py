@@ -16,6 +16,7 @@ raise :class:`~linearnets.errors.DistributedError` with one clear line instead o
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -24,6 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ._io import quiet_native_stderr
 from .errors import ConfigError, DistributedError
 
 __all__ = ["Comm", "LocalComm", "LOCAL", "init_from_env"]
@@ -166,8 +168,12 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
     if missing:
         raise ConfigError(f"--distributed needs the variables torchrun sets ({', '.join(missing)} missing); "
                           "launch with: torchrun --nproc-per-node P -m linearnets train ... --distributed")
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
+    rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    local = _env_int("LOCAL_RANK", 0) if "LOCAL_RANK" in os.environ else rank
+    port = _env_int("MASTER_PORT", 1)
+    if rank >= world or port > 65535:
+        raise ConfigError(f"RANK={rank} must be below WORLD_SIZE={world}, and MASTER_PORT={port} at most 65535; "
+                          "launch with torchrun, which sets them")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda"):
@@ -178,12 +184,32 @@ def init_from_env(device: str = "cpu", timeout_s: float | None = None) -> Comm:
         backend = "nccl"
     else:
         dev, backend = torch.device("cpu"), "gloo"
-    timeout = float(timeout_s or os.environ.get("LINEARNETS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    try:
+        timeout = float(timeout_s or os.environ.get("LINEARNETS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    except ValueError:
+        raise ConfigError(f"LINEARNETS_DIST_TIMEOUT={os.environ.get('LINEARNETS_DIST_TIMEOUT')!r} is not a number "
+                          "of seconds") from None
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"the distributed timeout must be a positive number of seconds, got {timeout}")
     if not dist.is_initialized():
         try:
-            dist.init_process_group(backend, store=_store(rank, world, timeout), rank=rank, world_size=world,
-                                    timeout=timedelta(seconds=timeout))
+            with quiet_native_stderr():       # the store's C++ retry log would bury the one line that matters
+                dist.init_process_group(backend, store=_store(rank, world, timeout), rank=rank, world_size=world,
+                                        timeout=timedelta(seconds=timeout))
         except Exception as e:
             first = _cause(e)
-            raise DistributedError(f"rank {rank}: cannot join the process group ({first})") from None
+            raise DistributedError(f"rank {rank} of {world}: cannot join the process group at "
+                                   f"{os.environ['MASTER_ADDR']}:{port} within {timeout:g} s ({first}); is rank 0 "
+                                   "running? Launch every rank with torchrun") from None
     return Comm(rank, world, dev)
+
+
+def _env_int(name: str, low: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < low:
+        raise ConfigError(f"{name}={value!r} must be an integer ≥ {low}; launch with torchrun, which sets it")
+    return number

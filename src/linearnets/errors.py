@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "DistributedError",
+    "OutputError",
     "IllConditionedWarning",
 ]
 
@@ -69,6 +70,11 @@ class CheckpointError(LinearnetsError, ValueError):
 
 class DistributedError(LinearnetsError, RuntimeError):
     """A data-parallel run lost a rank (or could not start); the others stop instead of hanging."""
+
+
+class OutputError(LinearnetsError, OSError):
+    """An output cannot be written: a full disk, a read-only place, a path that is a file, an output
+    folder in use by another run. The previous output is left as it was."""
 
 
 class IllConditionedWarning(UserWarning):

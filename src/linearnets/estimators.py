@@ -26,20 +26,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import metrics
+from . import metrics, settings
 from .checkpoint import Checkpointer, load_latest
 from .data.arrays import as_tensor
 from .data.shards import Shards
 from .data.source import DataSource, InMemory, Interleaved, Streamed, holdout
 from .data.targets import Targets, is_soft
 from .distributed import LOCAL
-from .errors import ConfigError, DataError, LinearnetsError, ModelFileError
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, LinearnetsError, ModelFileError
 from .losses import get_loss
 from .objective import Objective
 from .params import Params
-from .persistence import read_model, save_model
+from .persistence import read_model, save_model, write_model
 from .progress import ProgressBar
-from .solvers import FLOAT64_SOLVERS, SolverConfig, get_solver
+from .solvers import FLOAT64_SOLVERS, SOLVERS, SolverConfig, get_solver
 from .train import Callback, EarlyStopping, Evaluate, TrainState, train
 from .version import __version__
 
@@ -119,9 +119,17 @@ class _LinearModel(BaseEstimator):
                             seed=self.seed)
 
     def _check_settings(self):
-        get_solver(self.solver)
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ConfigError(f"Invalid weight_decay: {self.weight_decay}; use a non-negative number")
+        """Every setting by type and range (:mod:`linearnets.settings`); ConfigError names the bad one."""
+        if not isinstance(self.solver, str):
+            raise ConfigError(f"Invalid solver: {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        if get_solver(self.solver).squared_only and self._task == "classification":
+            raise ConfigError(f"solver {self.solver!r} is the closed form of the squared loss; "
+                              "use sgd, gd, newton, newton-cg or lbfgs for softmax regression")
+        settings.number("weight_decay", self.weight_decay, example="1e-4")
+        settings.flag("early_stopping", self.early_stopping)
+        settings.fraction("validation_fraction", self.validation_fraction)
+        settings.integer("n_iter_no_change", self.n_iter_no_change)
+        settings.integer("verbose", self.verbose, low=0)
         self._solver_config()
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype, self.solver)
@@ -161,9 +169,10 @@ class _LinearModel(BaseEstimator):
             raise DataError(f"{shards.name}: feature columns {list(shards.feature_names)[:5]}… differ from "
                             f"the model's {list(names)[:5]}…")
 
-    def _source(self, X, y=None, *, fit: bool, classes=None, comm=LOCAL) -> DataSource:
-        """Rows (arrays or shards) → a source in the training dtype, targets encoded by the
-        model's encoder (learned here when ``fit``)."""
+    def _source(self, X, y=None, *, fit: bool, classes=None, comm=LOCAL, unknown: str = "error") -> DataSource:
+        """Rows (arrays or shards) → a source in the model's dtype, targets encoded by the model's
+        encoder (learned here when ``fit``). ``unknown="miss"``: labels the model does not know
+        count as wrong (accuracy), instead of an error."""
         dtype, device = self._dtype, self._device
         if isinstance(X, Shards):
             if y is not None:
@@ -174,11 +183,13 @@ class _LinearModel(BaseEstimator):
             self._check_shards(X, fit)
             if fit:
                 self._encoder = self._fit_stream_targets(X, comm)
-            return Streamed(X, self._encoder, dtype=dtype, device=device)
+            return Streamed(X, self._encoder, dtype=dtype, device=device, unknown=unknown)
         X, y = self._validate_Xy(X, y, reset=fit)
+        y = self._prepare_y(y)
         if fit:
             self._encoder = self._fit_targets(y, classes)
-        return InMemory.from_arrays(X, self._prepare_y(y), self._encoder, dtype=dtype, device=device)
+        return InMemory.from_arrays(X, y, self._encoder, dtype=dtype, device=device, unknown=unknown,
+                                    feature_names=getattr(self, "feature_names_in_", None))
 
     def _prepare_y(self, y):
         return y
@@ -208,22 +219,26 @@ class _LinearModel(BaseEstimator):
                               "(and 1 in a distributed run)")
         if resume and checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir")
+        try:
+            return self._fit(X, y, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, int(P))
+        except DivergenceError:
+            raise                                        # the model keeps its last finite parameters
+        except BaseException:
+            self._forget()                               # no half-fitted model: an error leaves it unfitted
+            raise
+
+    def _fit(self, X, y, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, P):
         source = self._source(X, y, fit=True, comm=comm)
         objective = self._objective()
         cbs = list(callbacks or [])
         if self.early_stopping:
             source, val = self._holdout(source)
-            cbs = [Evaluate(objective, val.part(comm.rank, comm.world_size) if comm.world_size > 1 else val, comm),
+            cbs = [Evaluate(objective, _share(val, comm), comm),
                    EarlyStopping("val_loss", patience=self.n_iter_no_change)] + cbs
         elif eval_set is not None:
-            val = self._eval_source(eval_set)
-            cbs = [Evaluate(objective, val.part(comm.rank, comm.world_size) if comm.world_size > 1 else val,
-                            comm)] + cbs
-        fingerprint = self._fingerprint(source, comm.world_size, int(P))
-        if comm.world_size > 1:
-            source = source.part(comm.rank, comm.world_size)
-        elif P > 1:
-            source = Interleaved(source, int(P))
+            cbs = [Evaluate(objective, _share(self._eval_source(eval_set), comm), comm)] + cbs
+        fingerprint = None if checkpoint_dir is None else self._fingerprint(source, comm.world_size, P)
+        source = _share(source, comm) if comm.world_size > 1 else Interleaved(source, P) if P > 1 else source
         state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
         checkpointer = None
         self.resumed_from_ = None
@@ -231,13 +246,57 @@ class _LinearModel(BaseEstimator):
             checkpointer = Checkpointer(checkpoint_dir, fingerprint=fingerprint, every_steps=checkpoint_every,
                                         write=comm.rank == 0)
             if resume:
-                ckpt = load_latest(checkpoint_dir, fingerprint) if comm.rank == 0 else None
-                ckpt = comm.broadcast_object(ckpt)
+                ckpt = self._latest(checkpoint_dir, fingerprint, source, comm)
                 if ckpt is not None:
                     ckpt.params = ckpt.params.to(dtype=self._dtype, device=self._device)
                     ckpt.solver_state = {k: v.to(self._device) for k, v in ckpt.solver_state.items()}
                     state, self.resumed_from_ = ckpt, str(ckpt.path)
+                    last = state.history.last
+                    if last.get("converged") or last.get("stopped_early") or last.get("stalled"):
+                        self._finish(state)               # that run had finished: nothing more to do
+                        return self
         return self._run(source, state, epochs=self.epochs, callbacks=cbs, comm=comm, checkpoint=checkpointer)
+
+    def _latest(self, folder, fingerprint, source, comm):
+        """The newest usable checkpoint, read by rank 0 and sent to every rank — or its error."""
+        found = error = None
+        if comm.rank == 0:
+            try:
+                found = load_latest(folder, fingerprint, self._checkpoint_check(source))
+            except LinearnetsError as e:
+                error = e
+        found, error = comm.broadcast_object((found, error))
+        if error is not None:
+            raise error
+        return found
+
+    def _forget(self) -> None:
+        """Drop every fitted attribute (after a failed fit)."""
+        for name in list(vars(self)):
+            if (name.endswith("_") and not name.startswith("__")) or name in ("_state", "_params", "_encoder", "_y_1d"):
+                delattr(self, name)
+
+    def _checkpoint_check(self, source: DataSource):
+        """A checkpoint must fit this run: W (d, k), b (k,), a step inside the epoch, a solver state
+        the solver can take (hand-made or damaged files are skipped)."""
+        d, k = source.d, source.k
+        solver = get_solver(self.solver)(self._solver_config())
+
+        def check(ckpt):
+            if tuple(ckpt.params.W.shape) != (d, k) or tuple(ckpt.params.b.shape) != (k,):
+                raise CheckpointError(f"{ckpt.path}: W {tuple(ckpt.params.W.shape)}, b {tuple(ckpt.params.b.shape)}; "
+                                      f"this run has W ({d}, {k}), b ({k},)")
+            if solver.minibatch and ckpt.step >= source.steps_per_epoch(self.batch_size):
+                raise CheckpointError(f"{ckpt.path}: step {ckpt.step} is past the end of an epoch")
+            bad = [key for key, v in ckpt.partial.items() if not isinstance(v, (int, float))]
+            if bad:
+                raise CheckpointError(f"{ckpt.path}: the epoch's sums {bad} are not numbers")
+            solver.init(d, k, self._dtype, torch.device("cpu"))
+            try:
+                solver.load_state_dict({key: v.to(self._dtype) for key, v in ckpt.solver_state.items()})
+            except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                raise CheckpointError(f"{ckpt.path}: the solver state does not fit ({str(e)[:100]})") from None
+        return check
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y), continuing from the current parameters and solver state
@@ -250,8 +309,9 @@ class _LinearModel(BaseEstimator):
             source = self._source(X, y, fit=True, classes=classes)
             state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
         else:
-            source = self._source(X, y, fit=False)
             state = self._state
+            self._dtype, self._device = state.params.W.dtype, state.params.W.device    # the model's, not a new one
+            source = self._source(X, y, fit=False)
         return self._run(source, state, epochs=state.epoch + 1, callbacks=(), comm=LOCAL)
 
     def _run(self, source, state: TrainState, *, epochs, callbacks, comm, checkpoint=None):
@@ -270,7 +330,7 @@ class _LinearModel(BaseEstimator):
         self._state = state
         self._params = state.params
         self.history_ = state.history
-        self.n_iter_ = len(state.history)
+        self.n_iter_ = state.epoch                                        # epochs run, over every call
         W = state.params.W.detach().cpu().double().numpy()                # (d, k)
         b = state.params.b.detach().cpu().double().numpy()                # (k,)
         self.coef_, self.intercept_ = self._coef_layout(W, b)
@@ -297,7 +357,7 @@ class _LinearModel(BaseEstimator):
         settings = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                     for k, v in self.get_params().items() if k not in skip}
         fp = {"model": type(self).__name__, **settings, "n": source.n, "d": source.d, "k": source.k,
-              "world_size": world_size, "simulate_ranks": simulate_ranks,
+              "data": source.fingerprint(), "world_size": world_size, "simulate_ranks": simulate_ranks,
               "dtype": str(self._dtype).removeprefix("torch.")}
         if isinstance(source, Streamed):
             sh = source.shards
@@ -313,15 +373,14 @@ class _LinearModel(BaseEstimator):
         With ``comm``, this rank scores its share of the rows and the sums are all-reduced."""
         check_is_fitted(self, "_params")
         comm = comm or LOCAL
-        source = self._source(X, y, fit=False)
-        if comm.world_size > 1:
-            source = source.part(comm.rank, comm.world_size)
-        return metrics.evaluate(self._objective(), self._params, source, comm)
+        return metrics.evaluate(self._objective(), self._params, _share(self._source(X, y, fit=False), comm), comm)
 
     def _score(self, X, y, sample_weight, key: str) -> float:
         if sample_weight is not None:
             raise ConfigError("sample_weight is not supported yet")
-        return self.evaluate(X, y)[key]
+        check_is_fitted(self, "_params")
+        source = self._source(X, y, fit=False, unknown="miss")   # as scikit-learn: an unknown label is a miss
+        return metrics.evaluate(self._objective(), self._params, source, loss=False)[key]
 
     # --- prediction ----------------------------------------------------------------------
     def _decision(self, X) -> np.ndarray:
@@ -356,10 +415,15 @@ class _LinearModel(BaseEstimator):
             "versions": _versions(),
         }
 
-    def save(self, path) -> None:
-        """Write ``path/model.safetensors`` (W, b) and ``path/model.json`` (the card)."""
+    def save(self, path, *, atomic: bool = True) -> None:
+        """Write ``path/model.safetensors`` (W, b) and ``path/model.json`` (the card). The folder is
+        replaced as a unit: after any failure (a full disk, a kill) the previous model loads
+        unchanged. ``atomic=False`` writes into ``path`` as it is (a fresh folder being filled)."""
         check_is_fitted(self, "_params")
-        save_model(path, self._params, self._card())
+        if atomic:
+            save_model(path, self._params, self._card())
+        else:
+            write_model(path, self._params, self._card())
 
     def _restore(self, card: dict, params: Params, device: str) -> None:
         """Fitted attributes from a card (already checked against the weights)."""
@@ -377,7 +441,6 @@ class _LinearModel(BaseEstimator):
         state = TrainState(Params(params.W.to(dev), params.b.to(dev)))
         state.epoch = int((card.get("metrics") or {}).get("n_iter", 0))
         self._finish(state)
-        self.n_iter_ = state.epoch
 
 
 class LinearRegression(RegressorMixin, _LinearModel):
@@ -493,11 +556,9 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
 
     def _check_settings(self):
         super()._check_settings()
-        loss = get_loss(self.loss)
-        if not loss.classification:
-            raise ConfigError(f"loss {self.loss!r} is not a classification loss; use cross_entropy, mse or kl")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"Invalid label_smoothing: {self.label_smoothing}; use a value in [0, 1)")
+        if not isinstance(self.loss, str) or not get_loss(self.loss).classification:
+            raise ConfigError(f"Invalid loss: {self.loss!r}; use cross_entropy, mse or kl")
+        settings.number("label_smoothing", self.label_smoothing, high=1.0, high_open=True, example="0.1")
 
     def _loss(self):
         return get_loss(self.loss)
@@ -511,7 +572,6 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
     def _fit_targets(self, y, classes=None) -> Targets:
         """Labels → classes_ (all of ``classes`` when given, as in scikit-learn's partial_fit);
         probability rows (n, k) → soft targets over classes 0..k-1."""
-        y = self._prepare_y(y)
         if not is_soft(y):
             try:
                 check_classification_targets(y)
@@ -526,7 +586,7 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
         """The classes from one pass over the target column (each rank scans its share; the
         sets are merged)."""
         mine = shards.part(comm.rank, comm.world_size) if comm.world_size > 1 else shards
-        local = np.unique(np.concatenate([np.unique(y) for y in mine.targets()]))
+        local = mine.labels()
         if comm.world_size > 1:
             local = np.unique(np.concatenate(comm.all_gather_object(local)))
         try:
@@ -570,6 +630,11 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
 
 
 ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, SoftmaxRegression)}
+
+
+def _share(source: DataSource, comm) -> DataSource:
+    """This rank's share of ``source`` (all of it in a single process)."""
+    return source.part(comm.rank, comm.world_size) if comm.world_size > 1 else source
 
 
 def load(path, *, device: str = "cpu"):

@@ -27,7 +27,7 @@ from .distributed import LOCAL
 from .objective import Objective
 from .params import Params
 
-__all__ = ["hits", "evaluate", "metric_names"]
+__all__ = ["hits", "evaluate"]
 
 
 def hits(Zt: Tensor, labels: Tensor) -> Tensor:
@@ -36,15 +36,12 @@ def hits(Zt: Tensor, labels: Tensor) -> Tensor:
     return (Zt.argmax(dim=0) == labels).sum()
 
 
-def metric_names(classification: bool) -> tuple[str, ...]:
-    return ("loss", "accuracy") if classification else ("loss", "mse", "r2")
-
-
-def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCAL) -> dict:
-    """The metrics of ``params`` on every row of ``source`` (and of the other ranks), in one pass."""
+def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCAL, *, loss: bool = True) -> dict:
+    """The metrics of ``params`` on every row of ``source`` (and of the other ranks), in one pass.
+    ``loss=False`` leaves the loss out (accuracy of labels the model may not know: they count wrong)."""
     Wt, b = params.W.T.contiguous(), params.b
     k = source.k
-    loss = torch.zeros((), dtype=torch.float64, device=params.W.device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=params.W.device)
     n = torch.zeros((), dtype=torch.float64, device=params.W.device)
     correct = torch.zeros((), dtype=torch.float64, device=params.W.device)
     ss_res = torch.zeros(k, dtype=torch.float64, device=params.W.device)
@@ -53,7 +50,8 @@ def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCA
         if not block.m:
             continue
         Zt = objective.logits_t(Wt, b, block.X)                               # (k, m)
-        loss += objective.loss.value(Zt, block.T, dim=0).double() * block.m
+        if loss:
+            total_loss += objective.loss.value(Zt, block.T, dim=0).double() * block.m
         n += block.m
         if source.classification:
             correct += hits(Zt, block.labels)
@@ -62,9 +60,11 @@ def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCA
             ss_res += (Zt.double() - Yt).square().sum(dim=1)
             mean = Yt.mean(dim=1)
             moments.append((block.m, mean, (Yt - mean[:, None]).square().sum(dim=1)))
-    comm.sum_(loss, n, correct, ss_res)
+    comm.sum_(total_loss, n, correct, ss_res)
     total = float(n)
-    out = {"loss": float(loss) / total + float(objective.penalty(params.W)) if total else float("nan")}
+    out = {}
+    if loss:
+        out["loss"] = float(total_loss) / total + float(objective.penalty(params.W)) if total else float("nan")
     if source.classification:
         out["accuracy"] = float(correct) / total if total else float("nan")
     else:

@@ -107,7 +107,7 @@ class FullBatch:
 
     def __init__(self, objective: Objective, source: DataSource, comm=LOCAL):
         self.objective, self.source, self.comm = objective, source, comm
-        count = torch.tensor([float(source.n)], dtype=torch.float64)
+        count = torch.tensor([float(source.n)], dtype=torch.float64, device=source.device)
         comm.sum_(count)
         self.n_total = int(count)
 

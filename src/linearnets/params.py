@@ -53,8 +53,6 @@ class Params:
     def to(self, dtype=None, device=None) -> "Params":
         return Params(self.W.to(dtype=dtype, device=device), self.b.to(dtype=dtype, device=device))
 
-    def is_finite(self) -> bool:
-        return bool(torch.isfinite(self.W).all() and torch.isfinite(self.b).all())
 
 
 @dataclass
@@ -68,7 +66,7 @@ class ClassMajor:
     @classmethod
     def of(cls, params: Params) -> "ClassMajor":
         """A class-major copy of ``params``."""
-        return cls(params.W.T.contiguous(), params.b.clone())
+        return cls(params.W.T.clone(memory_format=torch.contiguous_format), params.b.clone())
 
     def clone(self) -> "ClassMajor":
         return ClassMajor(self.Wt.clone(), self.b.clone())

@@ -36,14 +36,16 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from .data.source import DataSource
 from .distributed import LOCAL
-from .errors import ConfigError, DivergenceError
+from .errors import ConfigError, DataError, DivergenceError
 from .metrics import evaluate, hits
 from .objective import FullBatch, Objective
 from .params import ClassMajor, Params
@@ -174,16 +176,29 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         cb.on_train_begin(state, epochs - state.epoch)
     try:
         for epoch in range(state.epoch, epochs):
-            guard.epoch = epoch
+            guard.epoch, guard.step = epoch, state.step
             t0 = time.perf_counter()
             if solver.minibatch:
                 stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
                                          checkpoint)
             else:
-                stats = solver.iterate(full_batch, params, guard, epoch)
+                try:
+                    stats = solver.iterate(full_batch, params, guard, epoch)
+                except DivergenceError:
+                    _diagnose(source)
+                    raise
             seconds = time.perf_counter() - t0
-            if stats.converged and stats.steps == 0 and state.history:
-                state.history.last["converged"] = True       # a check that took no step is no epoch
+            if stats.extra.get("stalled"):                   # no step lowers F: the data, or the dtype
+                _diagnose(source)
+                warnings.warn(f"{solver.name} stopped at epoch {epoch + 1}: no step along its direction lowers "
+                              f"the loss any more in {str(params.W.dtype).removeprefix('torch.')}, with "
+                              f"max|∇F| = {stats.grad_max:.3g} > tol = {solver.config.tol:g}; use float64, a "
+                              "larger tol, or standardized features", ConvergenceWarning, stacklevel=2)
+                if state.history:
+                    state.history.last["stalled"] = True
+                break
+            if stats.converged and stats.steps == 0 and history:
+                history.last["converged"] = True             # a check that took no step is no epoch
                 break
             record = _record(epoch, stats, seconds)
             state.epoch, state.step, state.partial = epoch + 1, 0, {}
@@ -204,14 +219,23 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
     return history
 
 
+def _diagnose(source: DataSource, X=None) -> None:
+    """A loss or gradient that is not finite, or a step that cannot lower F: when the features are
+    to blame (NaN, infinity, values too large for the dtype), say so — a DataError naming the column."""
+    problem = source.bad_values(X)
+    if problem is not None:
+        raise DataError(problem) from None
+
+
 def _sync(state: TrainState, solver: Solver, guard: DivergenceGuard) -> None:
     state.solver_state = solver.state_dict()
     state.guard_limit = guard.limit
 
 
 def _record(epoch: int, stats: EpochStats, seconds: float) -> dict:
+    timed = stats.samples if stats.timed_samples is None else stats.timed_samples
     record = {"epoch": epoch + 1, "loss": stats.loss, "seconds": seconds,
-              "samples_per_s": stats.samples / seconds if seconds > 0 else float("inf"), "steps": stats.steps}
+              "samples_per_s": timed / seconds if seconds > 0 else float("inf"), "steps": stats.steps}
     if stats.accuracy is not None:
         record["accuracy"] = stats.accuracy
     if stats.lr is not None:
@@ -235,7 +259,10 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
     n_steps = source.steps_per_epoch(B)
     skip, partial = state.step, state.partial                      # resuming inside this epoch
     loss_sum, samples = float(partial.get("loss_sum", 0.0)), int(partial.get("samples", 0))
-    correct = torch.tensor(float(partial.get("hits", 0)), dtype=torch.float64, device=source.device)
+    resumed_samples = samples
+    # the epoch's hits so far are kept summed over the ranks: rank 0 carries them, the others start at 0
+    earlier_hits = float(partial.get("hits", 0)) if comm.rank == 0 else 0.0
+    correct = torch.tensor(earlier_hits, dtype=torch.float64, device=source.device)
     classification = source.classification
     distributed = comm.world_size > 1
     cur = ClassMajor.of(state.params)                              # Wᵀ (k, d), b (k,)
@@ -260,7 +287,12 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                 rows = m
             else:
                 continue
-            value = guard.check(L + objective.penalty(cur.Wt) if wd else L)
+            try:
+                value = guard.check(L + objective.penalty(cur.Wt) if wd else L)
+            except DivergenceError:
+                if m:
+                    _diagnose(source, block.X)
+                raise
             loss_sum += value * rows
             samples += rows
             solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad)
@@ -272,7 +304,9 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             if checkpoint is not None and checkpoint.due(step) and step < n_steps:
                 cur.write_to(state.params)
                 state.step = step
-                state.partial = {"loss_sum": loss_sum, "samples": samples, "hits": float(correct)}
+                every_rank = correct.clone()
+                comm.sum_(every_rank)
+                state.partial = {"loss_sum": loss_sum, "samples": samples, "hits": float(every_rank)}
                 _sync(state, solver, guard)
                 checkpoint.save(state)
     except DivergenceError:
@@ -284,7 +318,8 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
     if classification:
         comm.sum_(correct)
         accuracy = float(correct) / max(samples, 1)
-    return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr, accuracy=accuracy)
+    return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr, accuracy=accuracy,
+                      timed_samples=samples - resumed_samples)
 
 
 def _all_reduce_step(comm, buf, X, Gt, L, k: int, d: int) -> int:

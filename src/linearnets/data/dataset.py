@@ -22,6 +22,7 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     feature_names: tuple[str, ...] | None = None
     target_name: str | None = None
+    kept: dict | None = None                    # columns copied aside (e.g. an ID), not features
 
     def __iter__(self):
         yield self.X

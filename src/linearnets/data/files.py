@@ -1,8 +1,8 @@
 """User data: CSV, NPY and Parquet files with a target column.
 
 ``read_table(path, target)`` returns a :class:`Dataset`. The target is a column name
-(CSV/Parquet) or an integer index (any format; NPY has no names); by default the last
-column. Every other column must be numeric. Errors name the file and the column.
+(CSV/Parquet) or an integer index (any format; NPY and header-less CSV have no names); by
+default the last column. Every other column must be numeric. Errors name the file and the column.
 """
 
 from __future__ import annotations
@@ -20,14 +20,43 @@ from .dataset import Dataset
 SUFFIXES = (".csv", ".npy", ".parquet", ".pq")
 
 
-def _frame(path: Path):
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_has_header(path: Path) -> bool:
+    """Whether a CSV's first row names its columns: it does unless every field of it is a number —
+    except column numbers 0, 1, … (or 1, 2, …), which is how pandas names unnamed columns."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    tokens = [t.strip().strip('"') for t in first.rstrip("\r\n").split(",")]
+    if tokens in ([str(i) for i in range(len(tokens))], [str(i) for i in range(1, len(tokens) + 1)]):
+        return True
+    return not (tokens and all(t and _is_number(t) for t in tokens))
+
+
+def _frame(path: Path, header: bool | None = None):
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise FormatError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")          # mixed-type and parser warnings: we check columns
-            return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            if suffix != ".csv":
+                return pd.read_parquet(path)
+            if header is None:
+                header = csv_has_header(path)
+            df = pd.read_csv(path, header=0 if header else None)
+            if not header:                           # columns named by their index, as NPY's are
+                df.columns = [str(i) for i in range(df.shape[1])]
+            return df
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{path}: empty file ({e})") from None
     except MemoryError:
@@ -45,8 +74,8 @@ def _npy(path: Path) -> np.ndarray:
         raise FormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {msg})") from None
     if a.ndim != 2:
         raise FormatError(f"{path}: expected a 2-D array (rows × columns), got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number):
-        raise FormatError(f"{path}: expected a numeric array, got dtype {a.dtype}")
+    if a.dtype.kind not in "iuf":
+        raise FormatError(f"{path}: expected an integer or floating-point array, got dtype {a.dtype}")
     return a
 
 
@@ -64,36 +93,44 @@ def column_index(target, names: list[str], path: Path) -> int:
     return i % len(names)
 
 
-def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
-    """Read features and (when ``has_target``) a target column from a CSV/NPY/Parquet file."""
+def read_table(path, target=None, *, has_target: bool = True, keep=(), header: bool | None = None) -> Dataset:
+    """Read features and (when ``has_target``) a target column from a CSV/NPY/Parquet file.
+
+    ``keep``: columns (names, or indices) copied aside into ``Dataset.kept`` — an ID to carry into
+    predictions — and left out of the features. ``header``: whether a CSV's first row names its
+    columns (None: detected — a first row of numbers only is data; the columns are then named
+    "0", "1", … as an NPY file's are).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() == ".npy":
         a = _npy(path)
-        names = [str(i) for i in range(a.shape[1])]
         if a.shape[0] == 0:
             raise DataError(f"{path}: no rows")
-        if not has_target:
-            return Dataset(np.asarray(a), np.empty(0), name=path.stem, task="unknown")
-        j = column_index(target, names, path)
-        X = np.asarray(np.delete(a, j, axis=1), dtype=np.float64) if a.shape[1] > 1 else None
-        if X is None:
-            raise DataError(f"{path}: needs at least one feature column besides the target")
-        y = np.asarray(a[:, j])
-        return Dataset(X, y, name=path.stem, task=_task_of(y), target_name=str(j))
-    df = _frame(path)
+        df = pd.DataFrame(np.asarray(a), columns=[str(i) for i in range(a.shape[1])])
+        named = False
+    else:
+        df = _frame(path, header)
+        named = path.suffix.lower() != ".csv" or not all(c == str(i) for i, c in enumerate(df.columns))
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"{path}: no rows or no columns")
     names = [str(c) for c in df.columns]
     df.columns = names
-    y = None
+    kept = {}
+    for column in keep:
+        j = column_index(column, names, path)
+        kept[names[j]] = df.iloc[:, j].to_numpy()
+    y, target_name = None, None
     if has_target:
         j = column_index(target, names, path)
-        y = df.iloc[:, j].to_numpy()
-        df = df.drop(columns=names[j])
-        if df.shape[1] == 0:
-            raise DataError(f"{path}: needs at least one feature column besides the target")
+        if names[j] in kept:
+            raise DataError(f"{path}: column {names[j]!r} is both the target and a kept column")
+        y, target_name = df.iloc[:, j].to_numpy(), names[j]
+    df = df.drop(columns=[c for c in names if c in kept or c == target_name])
+    if df.shape[1] == 0:
+        raise DataError(f"{path}: needs at least one feature column"
+                        + (" besides the target" if has_target else "") + (" and the kept ones" if kept else ""))
     for col in df.columns:
         if not is_numeric_dtype(df[col]) or is_bool_dtype(df[col]):
             bad = df[col][~df[col].astype(str).str.match(r"^-?[\d.eE+-]+$")].head(1)
@@ -101,10 +138,11 @@ def read_table(path, target=None, *, has_target: bool = True) -> Dataset:
             raise FormatError(f"{path}: column {col!r} is not numeric{example}; "
                               "convert or drop it before training")
     X = df.to_numpy(dtype=np.float64)
+    features = tuple(df.columns) if named else None
     if y is None:
-        return Dataset(X, np.empty(0), name=path.stem, task="unknown", feature_names=tuple(df.columns))
-    return Dataset(X, y, name=path.stem, task=_task_of(y), feature_names=tuple(df.columns),
-                   target_name=names[j])
+        return Dataset(X, np.empty(0), name=path.stem, task="unknown", feature_names=features, kept=kept)
+    return Dataset(X, y, name=path.stem, task=_task_of(y), feature_names=features, target_name=target_name,
+                   kept=kept)
 
 
 def _task_of(y: np.ndarray) -> str:

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import json
 import math
 import os
 import struct
@@ -28,7 +29,8 @@ from .dataset import Dataset
 from .synthetic import FASHION_CLASSES
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-MAX_IDX_BYTES = 4 << 30          # refuse headers that declare more than 4 GiB of data
+MAX_IDX_BYTES = 512 << 20        # refuse headers that declare more than 512 MiB of data (MNIST: 47 MB)
+MAX_GZIP_RATIO = 200             # … or more than 200× the compressed size (MNIST: 5×; a gzip bomb: 1000×)
 
 DATASETS = {
     "fashion-mnist": {
@@ -78,15 +80,30 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         if expected > MAX_IDX_BYTES:
             raise FormatError(f"{source}: header declares {expected} bytes of data, more than the "
                               f"{MAX_IDX_BYTES} allowed")
-        body = stream.read(expected + 1)
+        compressed = raw[:2] == b"\x1f\x8b"
+        if compressed and expected > MAX_GZIP_RATIO * max(len(raw), 1):
+            raise FormatError(f"{source}: a {len(raw)}-byte gzip file declares {expected} bytes of data "
+                              f"(more than {MAX_GZIP_RATIO}× its size): not a real IDX file")
+        if not compressed and len(raw) != 4 + 4 * ndim + expected:
+            kind = "truncated" if len(raw) < 4 + 4 * ndim + expected else "longer than declared"
+            raise FormatError(f"{source}: {kind}: header {shape} needs {expected} bytes of data, "
+                              f"the file holds {len(raw) - 4 - 4 * ndim}")
+        body = np.empty(expected, dtype=np.uint8)                # decompressed straight in, no more
+        got = stream.readinto(memoryview(body)) if expected else 0
+        while got < expected:
+            more = stream.readinto(memoryview(body)[got:])
+            if not more:
+                break
+            got += more
+        extra = stream.read(1)
     except (OSError, EOFError, zlib.error) as e:              # corrupt or truncated gzip
         raise FormatError(f"{source}: corrupt or truncated gzip stream ({e})") from None
-    if len(body) < expected:
+    if got < expected:
         raise FormatError(f"{source}: truncated: header {shape} needs {expected} bytes of data, "
-                          f"found {len(body)}")
-    if len(body) > expected:
+                          f"found {got}")
+    if extra:
         raise FormatError(f"{source}: {shape} needs {expected} bytes of data but the file has more")
-    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    return body.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path) -> np.ndarray:
@@ -171,6 +188,7 @@ def fetch(name: str, root=None, *, download: bool = True, timeout: float = 30.0)
             for mirror in spec["mirrors"]:
                 try:
                     download_file(mirror + fname, folder / fname, spec["files"][fname], timeout=timeout)
+                    _record_download(folder, fname, spec["files"][fname])
                     missing.remove(fname)
                     break
                 except (DownloadError, ChecksumError) as e:
@@ -204,13 +222,43 @@ def verify(name: str, root=None) -> dict[str, bool]:
     return result
 
 
+MANIFEST = ".linearnets-downloads.json"
+
+
+def _record_download(folder: Path, fname: str, sha256: str) -> None:
+    """Remember a verified download (its size and SHA-256), so later loads can check the cache."""
+    path = folder / MANIFEST
+    try:
+        known = json.loads(path.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[fname] = {"size": (folder / fname).stat().st_size, "sha256": sha256}
+    atomic_write_bytes(path, json.dumps(known, indent=1).encode())
+
+
+def _checked(name: str, folder: Path, fname: str) -> Path:
+    """A cached file, verified as it is loaded when we downloaded it ourselves: its size, then its
+    SHA-256. (Files put in the folder by hand are checked by :func:`parse_idx`: magic, header, size.)"""
+    path = _find_local(folder, fname)
+    try:
+        entry = json.loads((folder / MANIFEST).read_text()).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        entry = None
+    if isinstance(entry, dict) and (path.stat().st_size != entry.get("size")
+                                    or sha256_file(path) != entry.get("sha256")):
+        raise ChecksumError(f"{path}: the cached file changed since it was downloaded and verified (damaged or "
+                            f"replaced); delete it and run `linearnets data download {name}`")
+    return path
+
+
 def _load(name: str, root, split: str, download: bool) -> Dataset:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = fetch(name, root, download=download)
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(_find_local(folder, f"{prefix}-images-idx3-ubyte.gz"))
-    labels = read_idx(_find_local(folder, f"{prefix}-labels-idx1-ubyte.gz"))
+    images = read_idx(_checked(name, folder, f"{prefix}-images-idx3-ubyte.gz"))
+    labels = read_idx(_checked(name, folder, f"{prefix}-labels-idx1-ubyte.gz"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise FormatError(f"{folder}: images {images.shape} and labels {labels.shape} do not match "
                           "(expected (n, rows, cols) and (n,))")

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import DataError, FormatError
 from .files import column_index
-from .shuffle import rank_range
+from .shuffle import derived_seed, rank_range
 
 __all__ = ["Shards", "Piece", "open_shards", "STREAM_SUFFIXES"]
 
@@ -60,7 +60,7 @@ class _NpyShard:
             raise FormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {msg})") from None
         if len(shape) != 2:
             raise FormatError(f"{path}: expected a 2-D array (rows × columns), got shape {shape}")
-        if dtype.hasobject or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        if dtype.kind not in "iuf":
             raise FormatError(f"{path}: expected an integer or floating-point array, got dtype {dtype}")
         if fortran and shape[0] > 1 and shape[1] > 1:
             raise FormatError(f"{path}: the array is stored column-major (Fortran order); streaming "
@@ -79,16 +79,8 @@ class _NpyShard:
     def read(self, a: int, b: int) -> np.ndarray:
         """Rows [a, b) as an (m, width) array (a fresh buffer)."""
         out = np.empty((b - a, self.width), dtype=self.dtype)
-        view = memoryview(out).cast("B")
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            _preadv_all(fd, [view], self.offset + a * self.row_bytes, self.path)
-        finally:
-            os.close(fd)
-        if self.swap:
-            out.byteswap(inplace=True)
+        self.read_into(a, b, out)
         return out
-
 
     def read_into(self, a: int, b: int, out: np.ndarray) -> None:
         """Rows [a, b) straight into ``out`` ((b - a, width), C order, this dtype): one positioned
@@ -235,6 +227,11 @@ class Shards:
         return len(self.features)
 
     @property
+    def row_bytes(self) -> int:
+        """Bytes of one row as it is read (every column; Parquet as float64)."""
+        return max(1, len(self.columns) * (self.shards[0].dtype.itemsize if self.kind == "npy" else 8))
+
+    @property
     def feature_names(self) -> tuple[str, ...] | None:
         return tuple(self.columns[j] for j in self.features) if self.kind == "parquet" else None
 
@@ -274,16 +271,19 @@ class Shards:
         return self.rows(*rank_range(self.n, rank, world_size))
 
     def split(self, fraction: float, seed: int = 0) -> tuple["Shards", "Shards"]:
-        """(train, validation): whole blocks of ``block_rows`` rows, chosen at random (seeded), go to
-        validation until it holds ``round(fraction · n)`` rows or just more. Streams cannot be
-        stratified: with blocks of ordered data, use small ``block_rows``."""
-        pieces = self.pieces(self.block_rows)
+        """(train, validation): blocks of consecutive rows, chosen at random (seeded), go to validation
+        until it holds ``round(fraction · n)`` rows (within one block). A block is ``block_rows`` rows at
+        most, and small enough that validation takes at least 16 of them, so small files split
+        finely too. Streams cannot be stratified: with ordered data, use small ``block_rows``."""
         want = max(1, int(round(fraction * self.n)))
-        order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(int(seed) & (2**63 - 1)))
+        pieces = self.pieces(max(1, min(self.block_rows, want // 16)))
+        order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(derived_seed(seed, 2)))
         val, rows = [], 0
         for i in order.tolist():
             if rows >= want:
                 break
+            if rows + pieces[i].rows > want and rows:          # a shard's short tail block may still fit
+                continue
             val.append(i)
             rows += pieces[i].rows
         chosen = set(val)
@@ -300,10 +300,13 @@ class Shards:
         across a shard boundary, in file order."""
         out = []
         for lo, hi in self.spans:
-            for i, (s, e) in enumerate(zip(self.starts[:-1], self.starts[1:])):
+            first = int(np.searchsorted(self.starts, lo, side="right")) - 1      # the shards this span touches
+            last = int(np.searchsorted(self.starts, hi, side="left"))
+            for i in range(max(first, 0), min(last, len(self.shards))):
+                s, e = int(self.starts[i]), int(self.starts[i + 1])
                 a, b = max(lo, s), min(hi, e)
                 for p in range(a, b, block_rows):
-                    out.append(Piece(i, int(p - s), int(min(b, p + block_rows) - s)))
+                    out.append(Piece(i, p - s, min(b, p + block_rows) - s))
         return out
 
     def read_piece(self, piece: Piece) -> tuple[np.ndarray, np.ndarray | None]:
@@ -328,11 +331,26 @@ class Shards:
         for piece in self.pieces(block_rows):
             yield self.read_piece(piece)
 
+    def labels(self) -> np.ndarray:
+        """The distinct values of the target column (one pass over it); a DataError when the shards
+        disagree on its type (e.g. 0/1 in one file, "0"/"1" in another)."""
+        kinds, found = set(), []
+        for y in self.targets():
+            kinds.add("text" if y.dtype.kind in "OUS" else "number")
+            if len(kinds) > 1:
+                raise DataError(f"{self.name}: the target column {self.target_name!r} holds numbers in some "
+                                "rows or shards and text in others; give every shard the same label type")
+            found.append(np.unique(y))
+        try:
+            return np.unique(np.concatenate(found)) if found else np.array([])
+        except TypeError as e:                           # e.g. None among strings (a missing label)
+            raise DataError(f"{self.name}: the target column {self.target_name!r} mixes types or has missing "
+                            f"values ({e})") from None
+
     def targets(self) -> Iterator[np.ndarray]:
         """The target column of the subset, block by block (for Parquet, that column alone is read;
         NPY rows are read ~4 MiB at a time)."""
-        row_bytes = max(1, len(self.columns) * (self.shards[0].dtype.itemsize if self.kind == "npy" else 8))
-        for piece in self.pieces(max(1, (4 << 20) // row_bytes)):
+        for piece in self.pieces(max(1, (4 << 20) // self.row_bytes)):
             shard = self.shards[piece.shard]
             if self.kind == "parquet":
                 yield shard.read_columns(piece.start, piece.stop, [], self.target)[1]

@@ -20,14 +20,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["epoch_generator", "rank_range", "shuffled_batches"]
+from .. import memory
+
+__all__ = ["epoch_generator", "derived_seed", "rank_range", "shuffled_batches", "BLOCK_BYTES"]
+
+BLOCK_BYTES = 64 << 20           # the most one block read may take, whatever --block-rows says
 
 
 def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
     """The generator that shuffles epoch ``epoch`` of rank ``rank``: a function of the three
     numbers only (numpy's SeedSequence mixes them), so any epoch can be replayed on resume."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(rank)]).generate_state(2)
+    state = np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(2)
     return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """A 32-bit seed mixed from ``seed`` (at full width) and ``keys``, for libraries that take one."""
+    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
 
 
 def rank_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -63,8 +72,10 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
     contiguous slices. ``views=True`` yields those slices themselves (valid until the next
     batch is requested; the trainer uses them at once), else copies. Memory: three windows.
     """
+    row_bytes = shards.row_bytes
+    block_rows = max(1, min(int(block_rows), BLOCK_BYTES // row_bytes))     # a block is read whole: bound it
     pieces = shards.pieces(block_rows)
-    W = max(int(buffer_rows), int(block_rows))
+    W = max(int(buffer_rows), block_rows)
     if generator is not None and sum(p.rows for p in pieces) > W:
         pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
     windows, cur, rows = [], [], 0
@@ -77,6 +88,10 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
     if cur:
         windows.append(cur)
     largest = max((sum(p.rows for p in w) for w in windows), default=1)      # ≤ W rows
+    per_row = row_bytes + 2 * shards.d * torch.finfo(dtype).bits // 8      # staging + two window buffers
+    memory.require(largest * per_row, f"a shuffle window of {largest} rows of {shards.name}",
+                   f"use a smaller shuffle buffer (buffer_rows, --shuffle-buffer; at most about "
+                   f"{max(1, memory.budget_bytes() // per_row)} rows here)")
     reader = _WindowReader(shards, windows, largest, encode, generator, dtype)
     B = int(batch_size)
     carry: tuple[Tensor, Tensor] | None = None
@@ -95,9 +110,10 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
                 if Xb.shape[0] < B:
                     carry = (Xb.clone(), tb.clone())
                     break
-                if not views or device.type != "cpu":
-                    Xb, tb = Xb.clone(), tb.clone()
-                yield Xb.to(device), tb.to(device)
+                if device.type != "cpu":                       # the transfer copies
+                    yield Xb.to(device), tb.to(device)
+                else:
+                    yield (Xb, tb) if views else (Xb.clone(), tb.clone())
             release()
         if carry is not None:
             yield carry[0].to(device), carry[1].to(device)

@@ -19,6 +19,7 @@ process, the order of a P-rank run: batch t is the P ranks' batches t, concatena
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 from .arrays import as_tensor
 from .shards import Shards
-from .shuffle import epoch_generator, rank_range, shuffled_batches
+from .shuffle import derived_seed, epoch_generator, rank_range, shuffled_batches
 from .targets import Targets
 
 __all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout"]
@@ -72,13 +73,13 @@ def holdout(n: int, fraction: float, seed: int, labels: np.ndarray | None = None
         _, counts = np.unique(labels, return_counts=True)
         if counts.min() >= 2 and len(counts) <= n_val and len(counts) <= n - n_val:
             stratify = labels
-    train, val = train_test_split(rows, test_size=n_val, random_state=int(seed) % 2**32, stratify=stratify)
+    train, val = train_test_split(rows, test_size=n_val, random_state=derived_seed(seed, 1), stratify=stratify)
     return np.sort(train), np.sort(val)
 
 
 def chunk_rows_for(d: int, dtype: torch.dtype) -> int:
-    """Rows of a ~4 MiB chunk (at least 256)."""
-    return max(256, CHUNK_BYTES // max(1, d * torch.finfo(dtype).bits // 8))
+    """Rows of a ~4 MiB chunk (at least one row): memory set by bytes, never by a row count."""
+    return max(1, CHUNK_BYTES // max(1, d * torch.finfo(dtype).bits // 8))
 
 
 class DataSource:
@@ -97,16 +98,49 @@ class DataSource:
     device: torch.device
     rank: int = 0
     shares: tuple[int, ...] = ()
+    name: str = "the data"
+    feature_names: tuple[str, ...] | None = None
 
     @property
     def k(self) -> int:
         return self.targets.k
+
+    def column(self, j: int) -> str:
+        """How to name feature column ``j`` in a message."""
+        return repr(self.feature_names[j]) if self.feature_names else str(j)
+
+    def bad_values(self, X: Tensor | None = None) -> str | None:
+        """What is wrong with the features — of block ``X``, or of every row — when something is:
+        NaN, infinity (a value beyond the training dtype becomes one), or values so large that their
+        squares overflow the dtype (|x| > √max). None when the features are fine. Called on the
+        error path only (a loss or gradient that is not finite), so it costs nothing otherwise."""
+        blocks = [X] if X is not None else (b.X for b in self.chunks())
+        limit = math.sqrt(torch.finfo(self.dtype).max)
+        for Xb in blocks:
+            if not Xb.numel():
+                continue
+            bad = ~torch.isfinite(Xb)
+            if bad.any():
+                j = int(bad.any(dim=0).nonzero()[0, 0])
+                return (f"{self.name}: feature column {self.column(j)} holds NaN, infinity or a missing value "
+                        f"(or a value beyond {str(self.dtype).removeprefix('torch.')}'s range); remove or impute it")
+            big = Xb.abs().amax(dim=0)
+            if bool((big > limit).any()):
+                j = int((big > limit).nonzero()[0, 0])
+                return (f"{self.name}: feature column {self.column(j)} holds {float(big[j]):.3g}, too large for "
+                        f"{str(self.dtype).removeprefix('torch.')} arithmetic (|x| ≤ {limit:.3g}); standardize or "
+                        "rescale it")
+        return None
 
     @property
     def classification(self) -> bool:
         return self.targets.classification
 
     def chunks(self) -> Iterator[Block]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A digest of the rows' content (BLAKE2b over every byte: one value changed changes it)."""
         raise NotImplementedError
 
     def _epoch(self, epoch: int, batch_size: int, seed: int) -> Iterator[Block]:
@@ -126,12 +160,7 @@ class DataSource:
                                     self.steps_per_epoch(B))
 
     def empty(self) -> Block:
-        X = torch.empty(0, self.d, dtype=self.dtype, device=self.device)
-        if not self.classification:
-            return Block(X, torch.empty(self.k, 0, dtype=self.dtype, device=self.device), None)
-        labels = torch.empty(0, dtype=torch.int64, device=self.device)
-        T = labels if not self.targets.smoothing else torch.empty(self.k, 0, dtype=self.dtype, device=self.device)
-        return Block(X, T, labels)
+        raise NotImplementedError
 
     def _shares(self, world_size: int) -> tuple[int, ...]:
         return tuple(b - a for a, b in (rank_range(self.n, r, world_size) for r in range(world_size)))
@@ -141,20 +170,23 @@ class InMemory(DataSource):
     """Rows held in memory: ``X`` (n, d) and encoded targets ``T``, ``labels``."""
 
     def __init__(self, X: Tensor, T: Tensor, labels: Tensor | None, targets: Targets, *, rank: int = 0,
-                 shares: tuple[int, ...] = ()):
+                 shares: tuple[int, ...] = (), feature_names=None, name: str = "X"):
         if X.ndim != 2 or X.shape[0] != T.shape[-1]:
             raise DataError(f"X (n, d) and targets for n rows expected, got X {tuple(X.shape)} and "
                             f"targets {tuple(T.shape)}")
         self.X, self.T, self.labels, self.targets = X, T, labels, targets
         self.rank, self.shares = rank, shares or (X.shape[0],)
+        self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
+        self.name = name
         self.chunk_rows = chunk_rows_for(X.shape[1], X.dtype)
 
     @classmethod
-    def from_arrays(cls, X, y, targets: Targets, *, dtype: torch.dtype, device=None, name: str = "y") -> "InMemory":
+    def from_arrays(cls, X, y, targets: Targets, *, dtype: torch.dtype, device=None, name: str = "X",
+                    feature_names=None, unknown: str = "error") -> "InMemory":
         """NumPy (or torch) features and raw targets, encoded by ``targets``."""
         Xt = X.to(dtype=dtype, device=device) if isinstance(X, Tensor) else as_tensor(X, dtype, device)
-        T, labels = targets.encode(y, dtype, device, name=name)
-        return cls(Xt, T, labels, targets)
+        T, labels = targets.encode(y, dtype, device, name="y", unknown=unknown)
+        return cls(Xt, T, labels, targets, feature_names=feature_names, name=name)
 
     n = property(lambda self: self.X.shape[0])
     d = property(lambda self: self.X.shape[1])
@@ -171,10 +203,19 @@ class InMemory(DataSource):
         """The rows ``index`` (a new source)."""
         index = index.to(self.X.device)
         return InMemory(self.X.index_select(0, index), self._cols(self.T, index),
-                        None if self.labels is None else self.labels.index_select(0, index), self.targets)
+                        None if self.labels is None else self.labels.index_select(0, index), self.targets,
+                        feature_names=self.feature_names, name=self.name)
 
     def empty(self) -> Block:
         return Block(self.X[:0], self._cols(self.T, 0, 0), None if self.labels is None else self.labels[:0])
+
+    def fingerprint(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for t in (self.X, self.T, self.labels):
+            if t is not None:
+                h.update(str((tuple(t.shape), t.dtype)).encode())
+                h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+        return h.hexdigest()
 
     def chunks(self) -> Iterator[Block]:
         for s in range(0, self.n, self.chunk_rows):
@@ -196,7 +237,7 @@ class InMemory(DataSource):
         lo, hi = rank_range(self.n, rank, world_size)
         return InMemory(self.X[lo:hi], self._cols(self.T, lo, hi),
                         None if self.labels is None else self.labels[lo:hi], self.targets, rank=rank,
-                        shares=self._shares(world_size))
+                        shares=self._shares(world_size), feature_names=self.feature_names, name=self.name)
 
 
 class Streamed(DataSource):
@@ -206,36 +247,42 @@ class Streamed(DataSource):
     ``block_rows`` and ``shuffle``. Memory does not depend on the number of rows."""
 
     def __init__(self, shards: Shards, targets: Targets, *, dtype: torch.dtype, device=None, rank: int = 0,
-                 shares: tuple[int, ...] = ()):
-        self.shards, self.targets = shards, targets
+                 shares: tuple[int, ...] = (), unknown: str = "error"):
+        if not targets.classification and targets.k != 1:
+            raise DataError(f"{shards.name}: shards hold one target column, but the model has {targets.k} outputs")
+        self.shards, self.targets, self.unknown = shards, targets, unknown
         self.dtype, self.device = dtype, torch.device(device or "cpu")
         self.rank, self.shares = rank, shares or (shards.n,)
         self.chunk_rows = chunk_rows_for(shards.d, dtype)
 
     n = property(lambda self: self.shards.n)
     d = property(lambda self: self.shards.d)
+    name = property(lambda self: self.shards.name)
+    feature_names = property(lambda self: tuple(self.shards.columns[j] for j in self.shards.features))
+
+    def fingerprint(self) -> str:
+        """Digest of every shard file's bytes, the rows used and the target column."""
+        h = hashlib.blake2b(digest_size=16)
+        for path in self.shards.paths:
+            with open(path, "rb") as f:
+                h.update(hashlib.file_digest(f, "blake2b").digest())
+        h.update(str((self.shards.spans, self.shards.target, self.shards.columns)).encode())
+        return h.hexdigest()
+
+    def _target_name(self) -> str:
+        return f"{self.shards.name} (column {self.shards.target_name!r})"
 
     def encode(self, y: np.ndarray) -> Tensor:
         """A block's raw target column → class indices (int64) or values (float64)."""
-        name = f"{self.shards.name} (column {self.shards.target_name!r})"
-        if self.classification:
-            return self.targets.indices(np.asarray(y), name)
-        try:
-            return as_tensor(np.asarray(y, dtype=np.float64), torch.float64, "cpu")
-        except (TypeError, ValueError):
-            raise DataError(f"{name}: the target column is not numeric; linear regression needs numbers") from None
+        return self.targets.column(np.asarray(y), self._target_name(), self.unknown)
 
     def block(self, X: Tensor, t: Tensor) -> Block:
         """Features and encoded targets (m,) → a block in this source's dtype and layout."""
-        if not self.classification:
-            return Block(X, t.to(device=self.device, dtype=self.dtype).view(1, -1), None)
-        t = t.to(self.device)
-        if self.targets.smoothing:
-            eps, k = self.targets.smoothing, self.k
-            T = torch.full((k, t.shape[0]), eps / k, dtype=self.dtype, device=self.device)
-            T.scatter_(0, t.view(1, -1), 1.0 - eps + eps / k)
-            return Block(X, T, t)
-        return Block(X, t, t)
+        return Block(X, *self.targets.layout(t, self.dtype, self.device, self._target_name()))
+
+    def empty(self) -> Block:
+        X = torch.empty(0, self.d, dtype=self.dtype, device=self.device)
+        return self.block(X, torch.empty(0, dtype=torch.int64 if self.classification else torch.float64))
 
     def chunks(self) -> Iterator[Block]:
         for X, y in self.shards.blocks(self.chunk_rows):
@@ -252,7 +299,7 @@ class Streamed(DataSource):
 
     def part(self, rank: int, world_size: int) -> "Streamed":
         return Streamed(self.shards.part(rank, world_size), self.targets, dtype=self.dtype, device=self.device,
-                        rank=rank, shares=self._shares(world_size))
+                        rank=rank, shares=self._shares(world_size), unknown=self.unknown)
 
 
 class Interleaved(DataSource):
@@ -263,7 +310,7 @@ class Interleaved(DataSource):
     def __init__(self, source: DataSource, world_size: int):
         self.parts = [source.part(r, world_size) for r in range(world_size)]
         self.targets, self.dtype, self.device = source.targets, source.dtype, source.device
-        self.n, self.d = source.n, source.d
+        self.n, self.d, self.name, self.feature_names = source.n, source.d, source.name, source.feature_names
         self.shares = self.parts[0].shares
 
     def chunks(self) -> Iterator[Block]:

@@ -68,31 +68,29 @@ class Targets:
         return cls.for_classes(np.unique(y) if classes is None else classes, smoothing, name)
 
     # --- encoding ------------------------------------------------------------------------------
-    def encode(self, y: np.ndarray, dtype: torch.dtype, device=None, *, name: str = "y"
+    def encode(self, y: np.ndarray, dtype: torch.dtype, device=None, *, name: str = "y", unknown: str = "error"
                ) -> tuple[Tensor, Tensor | None]:
-        """``y`` (m,) labels or values, or (m, k) soft targets / outputs → ``(T, labels)``."""
+        """``y`` (m,) labels or values, or (m, k) soft targets / outputs → ``(T, labels)``.
+        ``unknown="miss"``: labels the model was not fitted with become -1 (never predicted), for
+        accuracy alone; ``"error"``: a DataError naming them (a loss of an unknown class is undefined)."""
         y = np.asarray(y)
-        if not self.classification:
-            Y = _as_float(y, name).reshape(len(y), -1)
-            if Y.shape[1] != self.k:
-                raise DataError(f"{name} has {Y.shape[1]} target columns; the model has {self.k}")
-            return as_tensor(Y.T, dtype, device), None
-        if is_soft(y):
+        if self.classification and is_soft(y):
             P = self._soft(y, name)
             labels = torch.from_numpy(P.argmax(axis=1))
             T = smooth_labels(torch.from_numpy(P).to(dtype), self.smoothing).T.contiguous()
             return T.to(device), labels.to(device)
-        labels = self.indices(y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y, name)
-        if self.smoothing:
-            T = smooth_labels(one_hot(labels, self.k, dtype), self.smoothing).T.contiguous()
-            return T.to(device), labels.to(device)
-        labels = labels.to(device)
-        return labels, labels
+        if not self.classification and y.ndim == 2 and y.shape[1] != 1:
+            if y.shape[1] != self.k:
+                raise DataError(f"{name} has {y.shape[1]} target columns; the model has {self.k}")
+            return as_tensor(_as_float(y, name).T, dtype, device), None
+        return self.layout(self.column(y.reshape(-1) if y.ndim == 2 else y, name, unknown), dtype, device, name)
 
-    def indices(self, y: np.ndarray, name: str = "y") -> Tensor:
-        """Labels → their indices in :attr:`classes` (int64); a DataError names unknown labels."""
+    def column(self, y: np.ndarray, name: str = "y", unknown: str = "error") -> Tensor:
+        """One column of raw targets (m,) → class indices (int64) or values (float64), on the CPU."""
         if y.ndim != 1:
-            raise DataError(f"{name}: class labels must be one column, got shape {y.shape}")
+            raise DataError(f"{name}: targets must be one column, got shape {y.shape}")
+        if not self.classification:
+            return as_tensor(_as_float(y, name), torch.float64, "cpu")
         classes = self.classes
         try:
             idx = np.searchsorted(classes, y)
@@ -101,12 +99,27 @@ class Targets:
             known = np.zeros(len(y), dtype=bool)
         else:
             idx = np.minimum(idx, len(classes) - 1)
-            known = classes[idx] == y
+            with np.errstate(all="ignore"):
+                known = np.asarray(classes[idx] == y, dtype=bool)
         if not np.all(known):
-            bad = np.unique(np.asarray(y[~known], dtype=object).astype(str))[:5].tolist()
-            raise DataError(f"{name} has labels the model was not fitted with: {bad}; "
-                            f"its classes are {classes[:10].tolist()}")
+            if unknown == "miss":
+                idx = np.where(known, idx, -1)
+            else:
+                bad = np.unique(np.asarray(y[~known], dtype=object).astype(str))[:5].tolist()
+                raise DataError(f"{name} has labels the model was not fitted with: {bad}; "
+                                f"its classes are {classes[:10].tolist()}")
         return torch.from_numpy(idx.astype(np.int64))
+
+    def layout(self, t: Tensor, dtype: torch.dtype, device=None, name: str = "y") -> tuple[Tensor, Tensor | None]:
+        """An encoded column (m,) (:meth:`column`) → ``(T, labels)`` in ``dtype`` on ``device``."""
+        if not self.classification:
+            if self.k != 1:
+                raise DataError(f"{name}: one target column, but the model has {self.k} outputs")
+            return t.to(device=device, dtype=dtype).view(1, -1), None
+        labels = t.to(device)
+        if self.smoothing and bool((labels >= 0).all()):
+            return smooth_labels(one_hot(labels, self.k, dtype), self.smoothing).T.contiguous(), labels
+        return labels, labels
 
     def _soft(self, y: np.ndarray, name: str) -> np.ndarray:
         P = _as_float(y, name)

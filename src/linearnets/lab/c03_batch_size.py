@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from .._io import quiet_native_stderr
 from ..plots import plt
 from ..train import Callback
 from .base import Result, describe, verdict_from
@@ -31,19 +30,6 @@ CRITERION = ("supported when batch size 1 processes ≤ 1/5 of the samples/s of 
              "batch 1 (large batches cost memory)")
 
 
-@contextmanager
-def _quiet_fd2():
-    """The profiler's C++ side prints to file descriptor 2; keep the terminal clean."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> int:
     """Peak bytes held by allocations made during ``steps`` SGD steps (an epoch over the first
     ``steps × batch_size`` rows). CPU: PyTorch's profiler; CUDA: the caching allocator's peak."""
@@ -54,7 +40,7 @@ def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> in
         base = torch.cuda.memory_allocated()
         run_solver(problem, "sgd", epochs=1, lr=0.1, batch_size=batch_size, seed=seed)
         return int(torch.cuda.max_memory_allocated() - base)
-    with _quiet_fd2(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run_solver(problem, "sgd", epochs=1, lr=0.1, batch_size=batch_size, seed=seed)
     events = sorted((e for e in prof.events() if e.self_cpu_memory_usage),
                     key=lambda e: e.time_range.start)

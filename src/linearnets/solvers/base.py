@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, DivergenceError
+from .. import settings
+from ..errors import DivergenceError
 from ..params import Params
 
 __all__ = ["SolverConfig", "EpochStats", "DivergenceGuard", "Solver", "learning_rate"]
@@ -42,18 +43,15 @@ class SolverConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"Invalid learning rate: {self.lr}; use a positive number such as 0.1")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            raise ConfigError(f"Invalid batch_size: {self.batch_size}; use a positive integer")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"Invalid momentum: {self.momentum}; use a value in [0, 1)")
-        if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"Invalid lr_schedule: {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if int(self.epochs) != self.epochs or self.epochs < 1:
-            raise ConfigError(f"Invalid epochs: {self.epochs}; use a positive integer")
-        if not self.tol >= 0:
-            raise ConfigError(f"Invalid tol: {self.tol}; use a non-negative number")
+        settings.number("lr", self.lr, low_open=True, example="0.1")
+        settings.integer("batch_size", self.batch_size)
+        settings.number("momentum", self.momentum, high=1.0, high_open=True, example="0.9")
+        settings.choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        settings.integer("epochs", self.epochs)
+        settings.number("tol", self.tol, example="1e-6")
+        settings.number("damping", self.damping)
+        settings.integer("history_size", self.history_size)
+        settings.seed(self.seed)
 
 
 def learning_rate(config: SolverConfig, epoch: int) -> float:
@@ -79,6 +77,7 @@ class EpochStats:
     grad_max: float | None = None    # full batch: max|∇F| before the step
     converged: bool = False
     extra: dict = field(default_factory=dict)
+    timed_samples: int | None = None  # samples processed by this call (a resumed epoch's earlier ones left out)
 
 
 class DivergenceGuard:

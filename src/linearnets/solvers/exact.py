@@ -21,11 +21,13 @@ calls are not kept.)
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
 from torch import Tensor
 
+from .. import memory
 from ..data.source import DataSource
 from ..distributed import LOCAL
 from ..errors import DataError, IllConditionedWarning
@@ -99,7 +101,7 @@ class MomentAccumulator:
             return self
         out = MomentAccumulator()
         out.shift_x, out.shift_y = self.shift_x, self.shift_y
-        n = torch.tensor([float(self.n)], dtype=torch.float64)
+        n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.sx.device)
         sums = [getattr(self, name).clone() for name in self.SUMS]
         comm.sum_(n, *sums)
         out.n = int(n)
@@ -169,13 +171,18 @@ class Exact(Solver):
         self.acc.load_state_dict(state)
 
     def iterate(self, fb: FullBatch, params: Params, guard: DivergenceGuard, epoch: int) -> EpochStats:
+        d, k = fb.d, fb.k
+        memory.require(8 * (4 * d * d + 3 * d * (k + 1)), f"the closed form of {d} features (XᵀX, {d}×{d} in float64)",
+                       "use solver='lbfgs' or 'sgd', which need memory linear in the features")
         earlier = self.acc.n                                   # rows from earlier calls (partial_fit)
-        for block in fb.source.chunks():
-            self.acc.add(block.X, block.T, fb.comm)
-        total = self.acc.reduced(fb.comm)
+        acc = copy.deepcopy(self.acc)                          # committed only when finite: bad rows
+        for block in fb.source.chunks():                       # never poison the moments kept
+            acc.add(block.X, block.T, fb.comm)
+        total = acc.reduced(fb.comm)
         if not total.is_finite():
-            raise DataError("Input X or y contains NaN or infinity (or values too large to square "
-                            "in float64); remove or impute them before fitting")
+            raise DataError(fb.source.bad_values() or "Input y contains NaN or infinity (or values too large to "
+                            "square in float64); remove or impute them before fitting")
+        self.acc = acc
         mean_x, mean_y, C, c = total.moments()
         lam = fb.objective.weight_decay
         W, fallback = solve_ridge(C, c, lam)

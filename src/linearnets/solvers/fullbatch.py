@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..objective import FullBatch
 from ..params import Params
-from .base import DivergenceGuard, EpochStats, Solver
+from .base import DivergenceGuard, EpochStats, Solver, grad_max
 
 ARMIJO_C = 1e-4
 MAX_HALVINGS = 40
@@ -115,7 +115,7 @@ class FullBatchSolver(Solver):
         # no snapshot needed: the line search never accepts a point with a non-finite value, so
         # only the starting point can fail here, and there is nothing earlier to go back to
         value = guard.check(F, None)
-        gmax = float(torch.maximum(gW.abs().max(), gb.abs().max()))
+        gmax = grad_max(gW, gb)
         if gmax <= self.config.tol:
             return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, converged=True)
         g = flat(gW, gb)
@@ -134,10 +134,10 @@ class FullBatchSolver(Solver):
                 accepted = True
                 break
             t *= 0.5
-        if not accepted:                                  # no decrease possible: at the optimum
+        if not accepted:                                  # no decrease possible: not "converged" (gmax > tol)
             params.set_flat(theta0)
             self._cache = (problem, F, gW, gb)
-            return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, converged=True)
+            return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, extra={"stalled": True})
         self._cache = (problem, F_new, gW_new, gb_new)
         self.after_step(t * delta, g, flat(gW_new, gb_new))
         return EpochStats(loss=f, samples=problem.n_total, steps=1, grad_max=gmax, extra={"step_size": t})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .. import memory
 from ..objective import FullBatch
 from ..params import Params
 from .fullbatch import FullBatchSolver, flat, unflat
@@ -24,6 +25,10 @@ class Newton(FullBatchSolver):
     name = "newton"
 
     def direction(self, problem: FullBatch, params: Params, g: Tensor) -> Tensor:
+        p = (problem.d + 1) * problem.k
+        memory.require(3 * p * p * torch.finfo(params.W.dtype).bits // 8,
+                       f"Newton's Hessian of {p} parameters ({p}×{p}, held three times to factor it)",
+                       "use solver='newton-cg', which needs Hessian-vector products only")
         H = problem.hessian(params)                                   # (p, p)
         scale = float(H.diagonal().abs().mean()) or 1.0
         mu = self.config.damping * scale
