@@ -125,7 +125,18 @@ def test_download_verifies_checksum_and_writes_atomically(tmp_path, monkeypatch)
         ds = ln.data.load_mnist(split="test")
         assert ds.X.shape == (30, 784)
         assert all(ln.data.verify("mnist").values())
-        assert not [p for p in (cache / "mnist").iterdir() if p.name.startswith(".")]  # no temp files
+        assert not [p for p in (cache / "mnist").iterdir()                             # no temp files
+                    if p.name.startswith(".") and p.name != idx.MANIFEST]
+
+        # a cached file changed after its verified download is caught when it is loaded
+        images = cache / "mnist" / "t10k-images-idx3-ubyte.gz"
+        kept = images.read_bytes()
+        changed = bytearray(kept)
+        changed[4] ^= 1                                                   # the gzip header's mtime: still valid
+        images.write_bytes(bytes(changed))
+        with pytest.raises(ln.ChecksumError, match="changed since it was downloaded"):
+            ln.data.load_mnist(split="test")
+        images.write_bytes(kept)
 
         # a checksum mismatch: nothing kept under the final name, a clear typed error
         bad = dict(sums, **{"t10k-labels-idx1-ubyte.gz": "0" * 64})
@@ -134,7 +145,8 @@ def test_download_verifies_checksum_and_writes_atomically(tmp_path, monkeypatch)
         (cache / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
         with pytest.raises(ln.ChecksumError, match="SHA-256"):
             ln.data.load_mnist(split="test")
-        assert sorted(os.listdir(cache / "mnist")) == sorted(set(sums) - {"t10k-labels-idx1-ubyte.gz"})
+        kept_names = sorted(set(os.listdir(cache / "mnist")) - {idx.MANIFEST})
+        assert kept_names == sorted(set(sums) - {"t10k-labels-idx1-ubyte.gz"})
 
 
 def test_download_error_when_server_is_gone(tmp_path):

@@ -207,9 +207,12 @@ def test_huge_declared_sizes_do_not_allocate():
     # IDX header declaring 4 × 2^32 elements of float64 with 10 bytes present: refused at once
     with pytest.raises(ln.FormatError):
         idx.parse_idx(bytes([0, 0, 0x0E, 2]) + struct.pack(">2I", 2**32 - 1, 2**32 - 1) + b"x" * 10)
-    # a header that declares 1 GiB within the limit but brings no data: truncated, not allocated
-    with pytest.raises(ln.FormatError, match="truncated"):
+    # a header that declares 1 GiB but brings no data: refused (over the size limit), not allocated
+    with pytest.raises(ln.FormatError, match="allowed"):
         idx.parse_idx(bytes([0, 0, 8, 1]) + struct.pack(">I", 2**30) + b"x" * 10)
+    # within the limit but with no data: truncated, not allocated
+    with pytest.raises(ln.FormatError, match="truncated"):
+        idx.parse_idx(bytes([0, 0, 8, 1]) + struct.pack(">I", 2**28) + b"x" * 10)
     # an NPY header declaring a huge shape over a tiny file
     header = VALID_NPY.replace(b"(12, 4)", b"(999999999, 4)")
     with tempfile.TemporaryDirectory() as tmp:

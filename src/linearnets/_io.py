@@ -106,6 +106,8 @@ def atomic_folder(path: str | os.PathLike):
         _fsync_dir(path.parent)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OutputError):                    # name the folder the user asked for, not ours
+            raise OutputError(str(e).replace(str(tmp), str(path))) from None
         if isinstance(e, OSError) and not isinstance(e, LinearnetsError):
             raise output_error(e, path) from None
         raise

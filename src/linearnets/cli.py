@@ -170,11 +170,14 @@ def _dataset(spec: str, target=None, split: str = "train", seed: int = 0):
 
 
 def _features(ds, model=None):
-    """Features as a DataFrame when the data has column names (so models remember them)."""
+    """Features as a DataFrame when the data has column names (so models remember them); columns
+    without names (NPY, a header-less CSV) are taken in order for a model that knows names."""
+    names = getattr(model, "feature_names_in_", None)
     if not ds.feature_names:
+        if names is not None and ds.X.shape[1] == len(names):
+            return pd.DataFrame(ds.X, columns=list(names))
         return ds.X
     frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
-    names = getattr(model, "feature_names_in_", None)
     if model is not None and names is None:
         return ds.X
     if names is not None:

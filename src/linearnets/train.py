@@ -164,6 +164,10 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         raise ConfigError(f"solver {solver.name!r} is the closed form of the squared loss; "
                           f"use sgd, gd, newton, newton-cg or lbfgs for {objective.loss.name}")
     params = state.params
+    if solver.uses_lr and objective.weight_decay * solver.config.lr >= 2:
+        raise ConfigError(f"lr × weight_decay = {solver.config.lr:g} × {objective.weight_decay:g} ≥ 2: the penalty "
+                          f"alone makes every {solver.name} step overshoot; use lr < {2 / objective.weight_decay:.3g} "
+                          "or a smaller weight_decay")
     solver.init(source.d, source.k, params.W.dtype, params.W.device)
     if state.solver_state:
         solver.load_state_dict(state.solver_state)

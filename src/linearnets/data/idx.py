@@ -85,7 +85,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
             raise FormatError(f"{source}: a {len(raw)}-byte gzip file declares {expected} bytes of data "
                               f"(more than {MAX_GZIP_RATIO}× its size): not a real IDX file")
         if not compressed and len(raw) != 4 + 4 * ndim + expected:
-            kind = "truncated" if len(raw) < 4 + 4 * ndim + expected else "longer than declared"
+            kind = "truncated" if len(raw) < 4 + 4 * ndim + expected else "holds more data than declared"
             raise FormatError(f"{source}: {kind}: header {shape} needs {expected} bytes of data, "
                               f"the file holds {len(raw) - 4 - 4 * ndim}")
         body = np.empty(expected, dtype=np.uint8)                # decompressed straight in, no more
