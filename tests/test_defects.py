@@ -138,7 +138,7 @@ def test_one_validation_loss_even_for_confidently_wrong_predictions(tmp_path):
     label[rng.choice(200, 20, replace=False)] ^= 1              # some confidently wrong rows
     pd.DataFrame({"x": x, "y": label}).to_csv(tmp_path / "d.csv", index=False)
     status, _, err = run_cli("train", "--data", tmp_path / "d.csv", "--target", "y", "--lr", 1, "--epochs", 1,
-                             "--out", tmp_path / "run", "--quiet")
+                             "--no-standardize", "--out", tmp_path / "run", "--quiet")
     assert status == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["val"]["loss"] > 691                        # −log(1e-300) = 690.8: no clipping
@@ -175,9 +175,11 @@ def test_cli_defaults_are_the_estimators(tmp_path, model, cls):
     assert status == 0, err
     card = json.loads((tmp_path / "o" / "model.json").read_text())
     defaults = cls().get_params()
-    for key in ("lr", "batch_size", "epochs", "momentum", "weight_decay", "tol", "seed"):
+    for key in ("batch_size", "epochs", "momentum", "weight_decay", "tol", "seed"):
         assert card["hyperparameters"][key] == defaults[key], key
-    assert card["metrics"]["n_iter"] == defaults["epochs"]
+    assert card["metrics"]["n_iter"] == cls(solver="sgd")._epochs()          # epochs=None: the solver's budget
+    assert card["hyperparameters"]["lr"] == "auto"                           # the CLI's one exception (and
+    assert card["hyperparameters"]["standardize"] is True                    # standardize), said in --help
 
 
 # --- found by the cold review of the rebuilt middle ------------------------------------------------

@@ -50,7 +50,7 @@ def test_input_types(digits, kind):
         y = pd.Series(y)
     elif kind == "torch":
         X, y = torch.from_numpy(X), torch.from_numpy(y)
-    m = ln.SoftmaxRegression(solver="lbfgs", epochs=30).fit(X, y)
+    m = ln.SoftmaxRegression(solver="lbfgs", weight_decay=1e-4).fit(X, y)
     assert m.score(X, y) > 0.95
     if kind == "pandas":
         assert list(m.feature_names_in_[:2]) == ["p0", "p1"]
@@ -58,12 +58,12 @@ def test_input_types(digits, kind):
 
 def test_soft_targets_and_label_smoothing(digits):
     X, y = digits
-    teacher = ln.SoftmaxRegression(solver="lbfgs", epochs=50).fit(X, y)
+    teacher = ln.SoftmaxRegression(solver="lbfgs", weight_decay=1e-4).fit(X, y)
     P = teacher.predict_proba(X)
-    student = ln.SoftmaxRegression(solver="lbfgs", loss="kl", epochs=50).fit(X, P)
+    student = ln.SoftmaxRegression(solver="lbfgs", loss="kl", weight_decay=1e-4).fit(X, P)
     assert (student.predict(X) == teacher.predict(X)).mean() > 0.97
     assert list(student.classes_) == list(range(10))
-    smooth = ln.SoftmaxRegression(solver="lbfgs", label_smoothing=0.2, epochs=50).fit(X, y)
+    smooth = ln.SoftmaxRegression(solver="lbfgs", label_smoothing=0.2, weight_decay=1e-4).fit(X, y)
     # smoothed targets cap confidence: the mean max-probability drops
     assert smooth.predict_proba(X).max(1).mean() < teacher.predict_proba(X).max(1).mean()
 
@@ -71,7 +71,7 @@ def test_soft_targets_and_label_smoothing(digits):
 def test_string_labels_and_binary(digits):
     X, y = digits
     names = np.array(["zero", "one"])[(y == 1).astype(int)]
-    m = ln.SoftmaxRegression(solver="lbfgs", epochs=50).fit(X, names)
+    m = ln.SoftmaxRegression(solver="lbfgs", weight_decay=1e-4).fit(X, names)
     assert set(m.predict(X)) <= {"zero", "one"}
     assert m.decision_function(X).shape == (len(y),)
     assert m.predict_proba(X).shape == (len(y), 2)

@@ -29,14 +29,17 @@ import linearnets as ln
 from linearnets import cli
 
 # name → (estimator class, settings, data); each case is fitted along every path
+# every case standardises its features (the CLI's default): learned in one pass over arrays or shards
 CASES = {
     "sgd": (ln.SoftmaxRegression, dict(solver="sgd", lr=0.3, batch_size=64, epochs=3, momentum=0.9,
-                                       weight_decay=1e-3, dtype="float64"), "digits"),
+                                       weight_decay=1e-3, dtype="float64", standardize=True), "digits"),
     "sgd32": (ln.SoftmaxRegression, dict(solver="sgd", lr=0.3, batch_size=64, epochs=3, momentum=0.9,
-                                         weight_decay=1e-3, dtype="float32"), "digits"),
-    "exact": (ln.LinearRegression, dict(solver="exact", weight_decay=1e-2), "diabetes"),
-    "newton": (ln.SoftmaxRegression, dict(solver="newton", weight_decay=1e-2, epochs=30, tol=1e-10), "digits"),
-    "lbfgs": (ln.SoftmaxRegression, dict(solver="lbfgs", weight_decay=1e-2, epochs=300, tol=1e-10), "digits"),
+                                         weight_decay=1e-3, dtype="float32", standardize=True), "digits"),
+    "exact": (ln.LinearRegression, dict(solver="exact", weight_decay=1e-2, standardize=True), "diabetes"),
+    "newton": (ln.SoftmaxRegression, dict(solver="newton", weight_decay=1e-2, epochs=30, tol=1e-10,
+                                          standardize=True), "digits"),
+    "lbfgs": (ln.SoftmaxRegression, dict(solver="lbfgs", weight_decay=1e-2, epochs=300, tol=1e-10,
+                                         standardize=True), "digits"),
 }
 TOL = {"float64": 1e-10, "float32": 1e-5}
 FLAGS = {"lr": "--lr", "batch_size": "--batch-size", "epochs": "--epochs", "momentum": "--momentum",
@@ -79,7 +82,8 @@ def fit_cli(cls, settings, root, out):
     args = ["train", "--model", "softmax" if cls is ln.SoftmaxRegression else "linear", "--data", root / "all.npy",
             "--val-fraction", 0, "--out", out, "--quiet"]
     for key, value in settings.items():
-        args += [FLAGS[key], value]
+        if key != "standardize":                                  # the CLI standardises by default
+            args += [FLAGS[key], value]
     status, _ = cli_json(*args)
     assert status == 0
     return ln.load(out), json.loads((out / "metrics.json").read_text())
@@ -180,9 +184,11 @@ def test_every_path_gives_the_same_model_and_numbers(case, files, torchrun, tmp_
     assert arrays.score(X, y) == m["accuracy" if cls is ln.SoftmaxRegression else "r2"]
     status, out = cli_json("evaluate", "--model", tmp_path / "cli", "--data", root / "all.npy", "--json")
     assert status == 0
+    evaluated = json.loads(out)
+    assert evaluated.pop("rows") == f"all {len(y)} rows of all"             # it says what it scored
     for other in (npy.evaluate(ln.data.open_shards(root / "npy")),
                   parquet.evaluate(ln.data.open_shards(root / "pq", target="y")),
-                  json.loads(out), metrics_json["train"]):
+                  evaluated, metrics_json["train"]):
         assert_same_metrics(other, m)
     assert_same_metrics(ranks_json["metrics"], simulated.evaluate(X, y))
     if not minibatch:                                    # and the last epoch's loss is the metric's loss

@@ -44,11 +44,11 @@ def test_shards_read_every_row_in_file_order(tmp_path, kind):
     A = np.random.default_rng(1).standard_normal((1000, 5))
     sh = open_shards(write_shards(tmp_path / "s", A, 3, kind, row_group=128), target=2 if kind == "npy" else "f2")
     assert (sh.n, sh.d, len(sh.paths)) == (1000, 4, 3)
-    X = np.concatenate([x for x, _ in sh.blocks(97)])
-    y = np.concatenate([t for _, t in sh.blocks(97)])
+    X = np.concatenate([x for x, _, _ in sh.blocks(97)])
+    y = np.concatenate([t for _, t, _ in sh.blocks(97)])
     np.testing.assert_array_equal(X, np.delete(A, 2, axis=1))
     np.testing.assert_array_equal(y, A[:, 2])
-    part = np.concatenate([x for x, _ in sh.rows(333, 777).blocks(50)])
+    part = np.concatenate([x for x, _, _ in sh.rows(333, 777).blocks(50)])
     np.testing.assert_array_equal(part, np.delete(A, 2, axis=1)[333:777])
 
 
@@ -61,9 +61,9 @@ def test_shuffled_batches_are_a_permutation(tmp_path_factory, n, B, buffer, bloc
     encode = lambda y: torch.from_numpy(np.asarray(y, np.float64))
     batches = list(shuffled_batches(sh, B, generator=epoch_generator(seed, 0), encode=encode,
                                     dtype=torch.float32, buffer_rows=buffer, block_rows=block))
-    ids = torch.cat([Xb[:, 0] for Xb, _ in batches]).long().numpy()
+    ids = torch.cat([Xb[:, 0] for Xb, _, _ in batches]).long().numpy()
     assert sorted(ids.tolist()) == list(range(n))                   # every row exactly once
-    assert all(len(Xb) == B for Xb, _ in batches[:-1]) and 1 <= len(batches[-1][0]) <= B
+    assert all(len(Xb) == B for Xb, _, _ in batches[:-1]) and 1 <= len(batches[-1][0]) <= B
     again = list(shuffled_batches(sh, B, generator=epoch_generator(seed, 0), encode=encode,
                                   dtype=torch.float32, buffer_rows=buffer, block_rows=block))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))   # replayable from (seed, epoch)
@@ -73,10 +73,10 @@ def test_no_shuffle_is_file_order_and_big_buffer_mixes(tmp_path):
     A = as_ids(np.zeros((1000, 2), np.float32))
     sh = open_shards(write_shards(tmp_path / "s", A, 2))
     encode = lambda y: torch.from_numpy(np.asarray(y, np.float64))
-    plain = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 64, generator=None, encode=encode,
+    plain = torch.cat([X[:, 0] for X, _, _ in shuffled_batches(sh, 64, generator=None, encode=encode,
                                                              dtype=torch.float32)])
     assert plain.long().tolist() == list(range(1000))
-    mixed = torch.cat([X[:, 0] for X, _ in shuffled_batches(sh, 64, generator=epoch_generator(0, 0),
+    mixed = torch.cat([X[:, 0] for X, _, _ in shuffled_batches(sh, 64, generator=epoch_generator(0, 0),
                                                              encode=encode, dtype=torch.float32,
                                                              buffer_rows=1000, block_rows=100)])
     first = mixed[:100].long().numpy()                # a uniform permutation: the first 100 rows
@@ -117,7 +117,7 @@ def test_streamed_sgd_follows_the_replayable_order(tmp_path):
     encode = lambda t: torch.from_numpy(np.asarray(t).astype(np.int64))
     loss = get_loss("cross_entropy")
     for epoch in range(2):
-        for Xb, tb in shuffled_batches(sh, 32, generator=epoch_generator(0, epoch), encode=encode,
+        for Xb, tb, _ in shuffled_batches(sh, 32, generator=epoch_generator(0, epoch), encode=encode,
                                        dtype=torch.float64, buffer_rows=100, block_rows=64):
             _, G = loss.value_and_grad(Xb @ W + b, tb)
             W, b = W - 0.3 * Xb.T @ G, b - 0.3 * G.sum(0)

@@ -9,18 +9,19 @@ Public API (re-exports only)::
 
 from . import data, losses
 from .errors import (
-                     CheckpointError,
-                     ChecksumError,
-                     ConfigError,
-                     DataError,
-                     DistributedError,
-                     DivergenceError,
-                     DownloadError,
-                     FormatError,
-                     IllConditionedWarning,
-                     LinearnetsError,
-                     ModelFileError,
-                     OutputError,
+    CheckpointError,
+    ChecksumError,
+    ConfigError,
+    DataError,
+    DistributedError,
+    DivergenceError,
+    DownloadError,
+    FormatError,
+    IllConditionedWarning,
+    LinearnetsError,
+    ModelFileError,
+    OutputError,
+    ScaleWarning,
 )
 from .estimators import LinearRegression, SoftmaxRegression, load
 from .version import __version__
@@ -29,6 +30,6 @@ __all__ = [
     "LinearRegression", "SoftmaxRegression", "load", "data", "losses",
     "LinearnetsError", "DataError", "FormatError", "ChecksumError", "DownloadError",
     "ModelFileError", "DivergenceError", "ConfigError", "CheckpointError", "DistributedError", "OutputError",
-    "IllConditionedWarning",
+    "IllConditionedWarning", "ScaleWarning",
     "__version__",
 ]

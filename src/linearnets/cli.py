@@ -31,6 +31,7 @@ from .errors import LinearnetsError, OutputError
 from .estimators import LinearRegression, SoftmaxRegression, load
 from .lab.runner import run_cli
 from .plots import training_curves
+from .progress import CsvLog, write_history_csv
 from .version import __version__
 
 EXIT_USAGE = 2
@@ -58,9 +59,13 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="target column of a data file: name or index (default: last)")
     p.add_argument("--solver", help=f"exact, sgd, gd, newton, newton-cg, lbfgs (default: {_defaults('solver')})")
     p.add_argument("--loss", help="softmax loss: cross_entropy, mse, kl (default: cross_entropy)")
-    p.add_argument("--lr", type=float, help=f"learning rate (default: {_defaults('lr')})")
+    p.add_argument("--lr", type=_lr, help="learning rate, or auto: 1/λ of the objective's curvature for the batch size "
+                                          "(default: auto for sgd/gd — the estimators' own default is the book's "
+                                          f"{_defaults('lr')})")
     p.add_argument("--batch-size", type=int, help=f"minibatch size (default: {_defaults('batch_size')})")
-    p.add_argument("--epochs", type=int, help=f"epochs (default: {_defaults('epochs')})")
+    p.add_argument("--epochs", type=int, help="epochs; full-batch solvers: iterations (default: 10 softmax / 3 linear "
+                                              "for sgd, the solver's budget otherwise: gd 2000, lbfgs 1000, newton-cg "
+                                              "300, newton 100)")
     p.add_argument("--weight-decay", type=float, help="L2 penalty (λ/2)||W||² (default: 0)")
     p.add_argument("--momentum", type=float, help="heavy-ball momentum of sgd/gd (default: 0)")
     p.add_argument("--lr-schedule", help="constant, step, cosine (default: constant)")
@@ -70,6 +75,13 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="fraction held out for validation metrics, stratified for classification; for "
                         "shards whole random blocks of --block-rows rows (0 to train on everything; default 0.2)")
     p.add_argument("--seed", type=int, help="seed of the shuffles and the validation split (default: 0)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="train on the raw features (default: standardised — mean 0, variance 1 — learned on the "
+                        "training rows and kept in the model, which predicts on raw features)")
+    p.add_argument("--no-intercept", dest="fit_intercept", action="store_false", help="fix b = 0 (default: fit it)")
+    p.add_argument("--weight", metavar="COLUMN", help="a column of sample weights ≥ 0 (default: none, all 1)")
+    p.add_argument("--class-weight", choices=["balanced"],
+                   help="softmax: weight classes by n / (k · n_class) (default: none)")
     p.add_argument("--device", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--dtype", help="float32 or float64 (default: float32 for sgd/gd, float64 otherwise)")
     p.add_argument("--out", required=True, help="output folder for the model, metrics and curves")
@@ -112,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a built-in dataset, a CSV/NPY/Parquet file or a folder of shards")
     p.add_argument("--target", help="target column of a data file: name or index (default: last)")
     p.add_argument("--stream", action="store_true", help="stream an .npy/.parquet file instead of loading it")
+    p.add_argument("--weight", metavar="COLUMN", help="a column of sample weights for weighted metrics (default: none)")
     p.add_argument("--split", default="test", choices=["train", "test"],
                    help="split of MNIST/Fashion-MNIST (default: test)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -159,12 +172,14 @@ def _streamed(args) -> bool:
     return args.stream or Path(args.data).is_dir()
 
 
-def _dataset(spec: str, target=None, split: str = "train", seed: int = 0):
+def _dataset(spec: str, target=None, split: str = "train", seed: int = 0, weight=None):
     if spec in data.BUILTIN:
+        if weight is not None:
+            raise UsageError(f"--weight names a column of a data file; {spec!r} is built in")
         return data.load(spec, split=split, seed=seed)
     path = Path(spec)
     if path.suffix.lower() in data.files.SUFFIXES or path.exists():
-        return data.read_table(path, target)
+        return data.read_table(path, target, weight=weight)
     raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
                      "nor an existing .csv/.npy/.parquet file or folder of shards")
 
@@ -194,20 +209,35 @@ def _rows(args, *, training: bool, split: str = "train", seed: int = 0):
         opts = {}
         if training:
             opts = dict(buffer_rows=args.shuffle_buffer, block_rows=args.block_rows, shuffle=not args.no_shuffle)
-        shards = data.open_shards(args.data, args.target, **opts)
+        shards = data.open_shards(args.data, args.target, weight=getattr(args, "weight", None), **opts)
         return shards.name, shards, None
-    ds = _dataset(args.data, args.target, split=split, seed=seed)
+    ds = _dataset(args.data, args.target, split=split, seed=seed, weight=getattr(args, "weight", None))
     return ds.name, None, ds
 
 
+def _lr(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid learning rate {text!r}: a number, or auto") from None
+
+
 def _model(args):
-    """The estimator with the settings given on the command line (the rest: its defaults)."""
+    """The estimator with the settings given on the command line; the rest are the estimators'
+    defaults, but for two the CLI chooses differently, as its help says: features standardised
+    (``--no-standardize``), and for sgd/gd ``lr="auto"``."""
     given = {key: getattr(args, key) for key in SETTINGS if getattr(args, key, None) is not None}
     cls = SoftmaxRegression if args.model == "softmax" else LinearRegression
     if cls is LinearRegression:
-        for key in ("loss", "label_smoothing"):
-            if key in given:
+        for key in ("loss", "label_smoothing", "class_weight"):
+            if given.get(key) is not None or getattr(args, key, None) is not None:
                 raise UsageError(f"--{key.replace('_', '-')} is a softmax setting; drop it for --model linear")
+    given.setdefault("lr", "auto")
+    given["standardize"], given["fit_intercept"] = args.standardize, args.fit_intercept
+    if cls is SoftmaxRegression and args.class_weight:
+        given["class_weight"] = args.class_weight
     return cls(**given)
 
 
@@ -265,18 +295,29 @@ def _train(args, comm) -> int:
         X = _features(ds)
         if fraction:
             tr, va = data.holdout(len(ds.y), fraction, seed, ds.y if classification else None)
-            take = lambda a, idx: a.iloc[idx] if isinstance(a, pd.DataFrame) else a[idx]
-            train_rows, val_rows = (take(X, tr), ds.y[tr]), (take(X, va), ds.y[va])
+            take = lambda a, idx: None if a is None else a.iloc[idx] if isinstance(a, pd.DataFrame) else a[idx]  # noqa
+            train_rows, val_rows = (take(X, tr), ds.y[tr], take(ds.weight, tr)), (take(X, va), ds.y[va],
+                                                                                   take(ds.weight, va))
         else:
-            train_rows, val_rows = (X, ds.y), None
+            train_rows, val_rows = (X, ds.y, ds.weight), None
     out = Path(args.out)
     fit_options = dict(comm=comm, simulate_ranks=args.simulate_ranks, resume=args.resume)
     if args.checkpoint_every is not None or args.resume:
         fit_options.update(checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every or 0)
     if val_rows is not None:
         fit_options["eval_set"] = val_rows[0] if shards is not None else val_rows
+    if main:
+        fit_options["callbacks"] = [CsvLog(out / "metrics.csv")]          # the history, as training goes
+    existed = out.exists()
     t0 = time.perf_counter()
-    model.fit(*train_rows, **fit_options)
+    try:
+        model.fit(*train_rows, **fit_options)
+    except BaseException:
+        if main:                                         # a failed run leaves no partial outputs
+            (out / "metrics.csv").unlink(missing_ok=True)
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
     seconds = time.perf_counter() - t0
     train_metrics = model.evaluate(*train_rows, comm=comm)
     val_metrics = None if val_rows is None else model.evaluate(*val_rows, comm=comm)
@@ -286,13 +327,15 @@ def _train(args, comm) -> int:
         print(f"no checkpoint in {out / 'checkpoints'}; started from scratch", file=sys.stderr)
     if not main:
         return 0                                         # rank 0 writes the results
-    metrics = {"dataset": name, "model": args.model, "solver": model.solver,
+    metrics = {"dataset": name, "model": args.model, "solver": model.solver, "lr": getattr(model, "lr_", None),
+               "standardize": model.standardize,
                "n_train": train_metrics["n"], "n_val": 0 if val_metrics is None else val_metrics["n"],
                "seconds": seconds, "world_size": comm.world_size,
                "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
     with atomic_folder(out) as folder:                   # the outputs replace the old ones as a unit
         model.save(folder, atomic=False)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        write_history_csv(model.history_, folder / "metrics.csv")
         training_curves(model.history_, folder / "curves.png", title=f"{args.model} · {name} · {model.solver}")
     final = val_metrics or train_metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "n")
@@ -304,14 +347,18 @@ def _train(args, comm) -> int:
 def cmd_evaluate(args) -> int:
     model = load(args.model)
     if _streamed(args):
-        shards = data.open_shards(args.data, args.target, shuffle=False)
+        shards = data.open_shards(args.data, args.target, weight=args.weight, shuffle=False)
         metrics = model.evaluate(shards)
+        scored = f"all {shards.n} rows of {shards.name}"
     else:
-        ds = _dataset(args.data, args.target, split=args.split)
+        ds = _dataset(args.data, args.target, split=args.split, weight=args.weight)
         try:
-            metrics = model.evaluate(_features(ds, model), ds.y)
+            metrics = model.evaluate(_features(ds, model), ds.y, ds.weight)
         except ValueError as e:
             raise UsageError(f"cannot evaluate on {ds.name}: {e}") from None
+        split = f"the {args.split} split of " if args.data in ("mnist", "fashion-mnist") else ""
+        scored = f"all {len(ds.y)} rows of {split}{ds.name}"
+    metrics = {"rows": scored + (" (weighted)" if args.weight else ""), **metrics}
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -366,7 +413,9 @@ def cmd_data(args) -> int:
         print("built-in (offline): digits, diabetes, synthetic-regression, synthetic-fashion")
         home = data.data_home()
         for name in data.DATASETS:
-            state = "cached" if all(v for v in data.verify(name).values()) else "not downloaded"
+            states = set(data.verify(name).values())
+            state = "cached" if states == {"ok"} else "not downloaded" if states == {"missing"} else \
+                "incomplete or damaged"
             print(f"{name}: {state} in {home / name}")
         return 0
     if args.action == "download":
@@ -374,9 +423,9 @@ def cmd_data(args) -> int:
         print(f"{args.name}: files in {folder}")
         return 0
     result = data.verify(args.name, args.root)
-    for fname, ok in result.items():
-        print(f"{'ok ' if ok else 'BAD'} {fname}")
-    if not all(result.values()):
+    for fname, state in result.items():
+        print(f"{state:<8} {fname}")
+    if set(result.values()) != {"ok"}:
         raise UsageError(f"{args.name}: some files are missing or corrupt in "
                          f"{data.data_home(args.root) / args.name}; run `linearnets data download {args.name}`")
     return 0

@@ -20,6 +20,7 @@ __all__ = [
     "DistributedError",
     "OutputError",
     "IllConditionedWarning",
+    "ScaleWarning",
 ]
 
 
@@ -75,6 +76,10 @@ class DistributedError(LinearnetsError, RuntimeError):
 class OutputError(LinearnetsError, OSError):
     """An output cannot be written: a full disk, a read-only place, a path that is a file, an output
     folder in use by another run. The previous output is left as it was."""
+
+
+class ScaleWarning(UserWarning):
+    """Features on scales that differ by more than 10³, trained by SGD/GD without standardising."""
 
 
 class IllConditionedWarning(UserWarning):

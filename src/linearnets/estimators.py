@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import platform
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import safetensors
@@ -24,16 +26,25 @@ import sklearn
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import metrics, settings
+from .autolr import auto_lr
 from .checkpoint import Checkpointer, load_latest
 from .data.arrays import as_tensor
 from .data.shards import Shards
-from .data.source import DataSource, InMemory, Interleaved, Streamed, holdout
+from .data.source import DataSource, InMemory, Interleaved, Streamed, feature_moments, holdout, standardized
 from .data.targets import Targets, is_soft
 from .distributed import LOCAL
-from .errors import CheckpointError, ConfigError, DataError, DivergenceError, LinearnetsError, ModelFileError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DivergenceError,
+    LinearnetsError,
+    ModelFileError,
+    ScaleWarning,
+)
 from .losses import get_loss
 from .objective import Objective
 from .params import Params
@@ -46,6 +57,10 @@ from .version import __version__
 __all__ = ["LinearRegression", "SoftmaxRegression", "load", "resolve_device", "resolve_dtype"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: iteration budgets of the full-batch solvers when ``epochs=None``: enough to converge (to ``tol``)
+#: on standardised standard problems (digits, wine, breast cancer, diabetes) without a warning
+DEFAULT_EPOCHS = {"exact": 1, "gd": 2000, "newton": 100, "newton-cg": 300, "lbfgs": 1000}
 
 
 def resolve_device(device) -> torch.device:
@@ -111,12 +126,20 @@ class _LinearModel(BaseEstimator):
         raise NotImplementedError
 
     def _objective(self) -> Objective:
-        return Objective(self._loss(), float(self.weight_decay))
+        return Objective(self._loss(), float(self.weight_decay), bool(self.fit_intercept))
 
-    def _solver_config(self) -> SolverConfig:
-        return SolverConfig(lr=self.lr, batch_size=self.batch_size, momentum=self.momentum,
-                            lr_schedule=self.lr_schedule, epochs=self.epochs, tol=self.tol,
-                            seed=self.seed)
+    _sgd_epochs = 10                                                      # the book's, per task
+
+    def _epochs(self) -> int:
+        """``epochs``, or the solver's default budget when it is None (:data:`DEFAULT_EPOCHS`)."""
+        if self.epochs is None:
+            return self._sgd_epochs if self.solver == "sgd" else DEFAULT_EPOCHS[self.solver]
+        return settings.integer("epochs", self.epochs)
+
+    def _solver_config(self, lr: float | None = None) -> SolverConfig:
+        lr = lr if lr is not None else (getattr(self, "lr_", 0.1) if self.lr == "auto" else self.lr)
+        return SolverConfig(lr=lr, batch_size=self.batch_size, momentum=self.momentum,
+                            lr_schedule=self.lr_schedule, epochs=self._epochs(), tol=self.tol, seed=self.seed)
 
     def _check_settings(self):
         """Every setting by type and range (:mod:`linearnets.settings`); ConfigError names the bad one."""
@@ -130,7 +153,11 @@ class _LinearModel(BaseEstimator):
         settings.fraction("validation_fraction", self.validation_fraction)
         settings.integer("n_iter_no_change", self.n_iter_no_change)
         settings.integer("verbose", self.verbose, low=0)
-        self._solver_config()
+        for name in ("standardize", "fit_intercept", "warm_start"):
+            settings.flag(name, getattr(self, name))
+        if self.lr != "auto":
+            settings.number("lr", self.lr, low_open=True, example="0.1 or 'auto'")
+        self._solver_config(lr=0.1 if self.lr == "auto" else None)
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype, self.solver)
 
@@ -169,39 +196,66 @@ class _LinearModel(BaseEstimator):
             raise DataError(f"{shards.name}: feature columns {list(shards.feature_names)[:5]}… differ from "
                             f"the model's {list(names)[:5]}…")
 
-    def _source(self, X, y=None, *, fit: bool, classes=None, comm=LOCAL, unknown: str = "error") -> DataSource:
+    def _source(self, X, y=None, *, fit: bool, classes=None, comm=LOCAL, unknown: str = "error",
+                sample_weight=None) -> DataSource:
         """Rows (arrays or shards) → a source in the model's dtype, targets encoded by the model's
-        encoder (learned here when ``fit``). ``unknown="miss"``: labels the model does not know
-        count as wrong (accuracy), instead of an error."""
+        encoder (learned here when ``fit``), standardised by the model's transform (learned here
+        when ``fit`` and ``standardize``). ``unknown="miss"``: labels the model does not know count
+        as wrong (accuracy), instead of an error. ``sample_weight``: arrays only (shards carry a
+        weight column, ``open_shards(..., weight=...)``)."""
         dtype, device = self._dtype, self._device
         if isinstance(X, Shards):
             if y is not None:
                 raise DataError("the target of shards is one of their columns; pass y=None")
+            if sample_weight is not None:
+                raise DataError("shards carry their weights as a column: open_shards(path, weight='w')")
             if X.target is None:
                 raise DataError(f"{X.name}: opened without a target column (has_target=False); "
                                 "cannot fit or score on it")
             self._check_shards(X, fit)
             if fit:
                 self._encoder = self._fit_stream_targets(X, comm)
-            return Streamed(X, self._encoder, dtype=dtype, device=device, unknown=unknown)
+                self._fit_transform(X, comm)
+            return Streamed(X, self._encoder, dtype=dtype, device=device, unknown=unknown,
+                            transform=self._transform)
         X, y = self._validate_Xy(X, y, reset=fit)
         y = self._prepare_y(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if fit:
-            self._encoder = self._fit_targets(y, classes)
+            self._encoder = self._fit_targets(y, classes, sample_weight)
+            self._fit_transform(X, comm)
         return InMemory.from_arrays(X, y, self._encoder, dtype=dtype, device=device, unknown=unknown,
-                                    feature_names=getattr(self, "feature_names_in_", None))
+                                    feature_names=getattr(self, "feature_names_in_", None),
+                                    sample_weight=sample_weight, transform=self._transform)
+
+    def _fit_transform(self, X, comm) -> None:
+        """Learn the standardisation (mean, scale) when ``standardize``; scale 1 for a constant feature."""
+        if not self.standardize:
+            self._transform = None
+            for name in ("mean_", "scale_"):
+                if hasattr(self, name):
+                    delattr(self, name)
+            return
+        mean, var = feature_moments(X, comm)
+        scale = var.sqrt()
+        scale = torch.where(scale > 10 * torch.finfo(torch.float64).eps * mean.abs().clamp(min=1.0), scale, 1.0)
+        self._transform = (mean, scale)
+        self.mean_, self.scale_ = mean.numpy().copy(), scale.numpy().copy()
 
     def _prepare_y(self, y):
         return y
 
     # --- fitting -----------------------------------------------------------------------
-    def fit(self, X, y=None, *, callbacks: list[Callback] | None = None, eval_set=None,
+    def fit(self, X, y=None, sample_weight=None, *, callbacks: list[Callback] | None = None, eval_set=None,
             checkpoint_dir=None, checkpoint_every: int = 0, resume: bool = False, comm=None,
             simulate_ranks: int = 1):
-        """Fit from scratch (or from the newest checkpoint with ``resume=True``).
+        """Fit from scratch (or from the newest checkpoint with ``resume=True``; from the current
+        coefficients with ``warm_start=True``).
 
         ``X`` is an array-like (n, d) with targets ``y``, or :class:`~linearnets.data.shards.Shards`
-        (``y=None``; rows streamed from disk, memory independent of n). ``eval_set=(X_val, y_val)``
+        (``y=None``; rows streamed from disk, memory independent of n). ``sample_weight`` (n,) ≥ 0:
+        the objective becomes Σ wᵢ ℓᵢ / Σ wᵢ + (λ/2)‖W‖² (shards: a weight column). ``eval_set=(X_val, y_val)``
         or shards adds ``val_loss`` and ``val_accuracy`` / ``val_mse``, ``val_r2`` to the history.
         ``callbacks``: :class:`~linearnets.train.Callback` objects (step and epoch events).
         ``checkpoint_dir``: write checkpoints there after every epoch and every
@@ -220,15 +274,17 @@ class _LinearModel(BaseEstimator):
         if resume and checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir")
         try:
-            return self._fit(X, y, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, int(P))
+            return self._fit(X, y, sample_weight, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume,
+                             comm, int(P))
         except DivergenceError:
             raise                                        # the model keeps its last finite parameters
         except BaseException:
             self._forget()                               # no half-fitted model: an error leaves it unfitted
             raise
 
-    def _fit(self, X, y, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, P):
-        source = self._source(X, y, fit=True, comm=comm)
+    def _fit(self, X, y, sample_weight, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, P):
+        warm = self._warm_params() if self.warm_start else None
+        source = self._source(X, y, fit=True, comm=comm, sample_weight=sample_weight)
         objective = self._objective()
         cbs = list(callbacks or [])
         if self.early_stopping:
@@ -240,6 +296,10 @@ class _LinearModel(BaseEstimator):
         fingerprint = None if checkpoint_dir is None else self._fingerprint(source, comm.world_size, P)
         source = _share(source, comm) if comm.world_size > 1 else Interleaved(source, P) if P > 1 else source
         state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+        if warm is not None and tuple(warm.W.shape) == (source.d, source.k):
+            state.params.copy_(warm.to(dtype=self._dtype, device=self._device))
+        self._choose_lr(objective, source, state.params)
+        self._warn_scales(source)
         checkpointer = None
         self.resumed_from_ = None
         if checkpoint_dir is not None:
@@ -255,7 +315,36 @@ class _LinearModel(BaseEstimator):
                     if last.get("converged") or last.get("stopped_early") or last.get("stalled"):
                         self._finish(state)               # that run had finished: nothing more to do
                         return self
-        return self._run(source, state, epochs=self.epochs, callbacks=cbs, comm=comm, checkpoint=checkpointer)
+        return self._run(source, state, epochs=self._epochs(), callbacks=cbs, comm=comm, checkpoint=checkpointer)
+
+    def _warm_params(self) -> Params | None:
+        """The fitted parameters to start from (warm_start), in the coordinates training uses."""
+        return self._params.clone() if hasattr(self, "_params") else None
+
+    def _choose_lr(self, objective: Objective, source: DataSource, params: Params) -> None:
+        """``lr_``: ``lr``, or for ``lr="auto"`` the curvature rule of :mod:`linearnets.autolr`."""
+        solver = get_solver(self.solver)
+        if self.lr != "auto" or not solver.uses_lr:
+            self.lr_ = float(self.lr) if self.lr != "auto" else 0.1
+            return
+        batch = self.batch_size if solver.minibatch else source.n
+        self.lr_ = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed)
+
+    def _warn_scales(self, source: DataSource) -> None:
+        """Once per fit: SGD/GD on features whose scales differ by more than 10³, not standardised."""
+        if self.standardize or not get_solver(self.solver).uses_lr:
+            return
+        first = next(iter(source.chunks()), None)
+        if first is None or first.m < 2:
+            return
+        std = first.X.double().std(dim=0, correction=0)
+        live = std[std > 0]
+        if live.numel() >= 2 and float(live.max() / live.min()) > 1e3:
+            hi, lo = int(torch.argmax(torch.where(std > 0, std, -1.0))), int(torch.argmin(torch.where(std > 0, std, math.inf)))
+            warnings.warn(f"feature scales differ by {float(live.max() / live.min()):.0e}× (column {source.column(hi)} "
+                          f"spreads {float(std[hi]):.3g}, column {source.column(lo)} {float(std[lo]):.3g}): "
+                          f"{self.solver} converges slowly on such data; use standardize=True (the CLI's default)",
+                          ScaleWarning, stacklevel=4)
 
     def _latest(self, folder, fingerprint, source, comm):
         """The newest usable checkpoint, read by rank 0 and sent to every rank — or its error."""
@@ -273,7 +362,8 @@ class _LinearModel(BaseEstimator):
     def _forget(self) -> None:
         """Drop every fitted attribute (after a failed fit)."""
         for name in list(vars(self)):
-            if (name.endswith("_") and not name.startswith("__")) or name in ("_state", "_params", "_encoder", "_y_1d"):
+            if (name.endswith("_") and not name.startswith("__")) or name in ("_state", "_params", "_encoder", "_y_1d",
+                                                                             "_transform"):
                 delattr(self, name)
 
     def _checkpoint_check(self, source: DataSource):
@@ -298,30 +388,41 @@ class _LinearModel(BaseEstimator):
                 raise CheckpointError(f"{ckpt.path}: the solver state does not fit ({str(e)[:100]})") from None
         return check
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One more epoch on (X, y), continuing from the current parameters and solver state
         (momentum, L-BFGS pairs; for ``exact``, the moments of every chunk so far — so the
         closed form over chunks equals the fit on all rows). Settings changed with
-        ``set_params`` (``lr``, ``momentum``, …) apply from this call on."""
+        ``set_params`` (``lr``, ``momentum``, …) apply from this call on; the standardisation and
+        the automatic learning rate are fixed at the first call."""
         first = not hasattr(self, "_state")
         self._check_settings()
         if first:
-            source = self._source(X, y, fit=True, classes=classes)
+            source = self._source(X, y, fit=True, classes=classes, sample_weight=sample_weight)
             state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+            self._choose_lr(self._objective(), source, state.params)
         else:
             state = self._state
             self._dtype, self._device = state.params.W.dtype, state.params.W.device    # the model's, not a new one
-            source = self._source(X, y, fit=False)
-        return self._run(source, state, epochs=state.epoch + 1, callbacks=(), comm=LOCAL)
+            source = self._source(X, y, fit=False, sample_weight=sample_weight)
+            if self.lr != "auto":
+                self.lr_ = float(self.lr)
+        return self._run(source, state, epochs=state.epoch + 1, callbacks=(), comm=LOCAL, incremental=True)
 
-    def _run(self, source, state: TrainState, *, epochs, callbacks, comm, checkpoint=None):
+    def _run(self, source, state: TrainState, *, epochs, callbacks, comm, checkpoint=None, incremental=False):
         cbs = list(callbacks)
         if self.verbose and comm.rank == 0:
             cbs.append(ProgressBar("epoch"))
-        solver = get_solver(self.solver)(self._solver_config())
+        solver = get_solver(self.solver)(self._solver_config(lr=self.lr_))
         try:
             train(source, self._objective(), solver, state, epochs=epochs, comm=comm, callbacks=cbs,
-                  checkpoint=checkpoint)
+                  checkpoint=checkpoint, warn_unconverged=not incremental)
+        except DivergenceError as e:
+            if self.lr != "auto" and get_solver(self.solver).uses_lr:      # name the value lr="auto" would pick
+                suggestion = auto_lr(self._objective(), source, state.params, batch_size=self.batch_size,
+                                     momentum=self.momentum, seed=self.seed)
+                raise DivergenceError(f"{e}; lr='auto' picks {suggestion:.3g} for this data", lr=e.lr, epoch=e.epoch,
+                                      step=e.step, loss=e.loss) from None
+            raise
         finally:
             self._finish(state)
         return self
@@ -333,6 +434,11 @@ class _LinearModel(BaseEstimator):
         self.n_iter_ = state.epoch                                        # epochs run, over every call
         W = state.params.W.detach().cpu().double().numpy()                # (d, k)
         b = state.params.b.detach().cpu().double().numpy()                # (k,)
+        transform = getattr(self, "_transform", None)
+        if transform is not None:                                         # report in the original units:
+            mean, scale = (t.numpy() for t in transform)                  # z = ((x − μ)/σ) W + b
+            W = W / scale[:, None]                                        #   = x (W/σ) + (b − μᵀ W/σ)
+            b = b - mean @ W
         self.coef_, self.intercept_ = self._coef_layout(W, b)
 
     def _holdout(self, source: DataSource) -> tuple[DataSource, DataSource]:
@@ -346,10 +452,11 @@ class _LinearModel(BaseEstimator):
         return source.rows(torch.from_numpy(tr)), source.rows(torch.from_numpy(va))
 
     def _eval_source(self, eval_set) -> DataSource:
+        """``eval_set``: shards, or (X, y) or (X, y, sample_weight)."""
         if isinstance(eval_set, Shards):
             return self._source(eval_set, fit=False)
-        Xv, yv = eval_set
-        return self._source(Xv, yv, fit=False)
+        Xv, yv, *weight = eval_set
+        return self._source(Xv, yv, fit=False, sample_weight=weight[0] if weight else None)
 
     def _fingerprint(self, source: DataSource, world_size: int, simulate_ranks: int) -> dict:
         """The settings a checkpoint must share with the run that resumes from it."""
@@ -367,19 +474,20 @@ class _LinearModel(BaseEstimator):
         return fp
 
     # --- metrics -------------------------------------------------------------------------
-    def evaluate(self, X, y=None, *, comm=None) -> dict:
+    def evaluate(self, X, y=None, sample_weight=None, *, comm=None) -> dict:
         """The metrics of the fitted model on (X, y) or on shards (:mod:`linearnets.metrics`):
-        ``loss`` (the objective, penalty included), ``accuracy`` or ``mse`` and ``r2``, and ``n``.
-        With ``comm``, this rank scores its share of the rows and the sums are all-reduced."""
+        ``loss`` (the objective, penalty included), ``accuracy`` or ``mse`` and ``r2``, and ``n`` —
+        weighted by ``sample_weight`` (and the class weights) when given. With ``comm``, this rank
+        scores its share of the rows and the sums are all-reduced."""
         check_is_fitted(self, "_params")
         comm = comm or LOCAL
-        return metrics.evaluate(self._objective(), self._params, _share(self._source(X, y, fit=False), comm), comm)
+        source = self._source(X, y, fit=False, sample_weight=sample_weight)
+        return metrics.evaluate(self._objective(), self._params, _share(source, comm), comm)
 
     def _score(self, X, y, sample_weight, key: str) -> float:
-        if sample_weight is not None:
-            raise ConfigError("sample_weight is not supported yet")
         check_is_fitted(self, "_params")
-        source = self._source(X, y, fit=False, unknown="miss")   # as scikit-learn: an unknown label is a miss
+        source = self._source(X, y, fit=False, unknown="miss",                # as scikit-learn: an unknown
+                              sample_weight=sample_weight)                     # label is a miss
         return metrics.evaluate(self._objective(), self._params, source, loss=False)[key]
 
     # --- prediction ----------------------------------------------------------------------
@@ -387,14 +495,18 @@ class _LinearModel(BaseEstimator):
         """Logits / outputs Z (n, k), float64 NumPy; X an array-like or shards."""
         check_is_fitted(self, "_params")
         W, b = self._params.W, self._params.b
+        transform = getattr(self, "_transform", None)
+
+        def logits(Xc: torch.Tensor) -> torch.Tensor:                    # standardised as in training
+            Xc = Xc if transform is None else standardized(Xc, transform, copy=True)
+            return torch.addmm(b, Xc, W)                                  # (n, k)
         if isinstance(X, Shards):
             self._check_shards(X, fit=False)
-            parts = [torch.addmm(b, torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device), W)
-                     for Xc, _ in X.blocks()]
+            parts = [logits(torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device)) for Xc, _, _ in X.blocks()]
             Z = torch.cat(parts) if parts else W.new_zeros(0, W.shape[1])
         else:
             X = self._validate_X(X, reset=False)
-            Z = torch.addmm(b, as_tensor(X, W.dtype, W.device), W)               # (n, k)
+            Z = logits(as_tensor(X, W.dtype, W.device))
         return Z.detach().cpu().double().numpy()
 
     # --- persistence ---------------------------------------------------------------------
@@ -409,6 +521,9 @@ class _LinearModel(BaseEstimator):
             "classes_dtype": (None if not hasattr(self, "classes_") else
                               "object" if self.classes_.dtype.kind == "O" else self.classes_.dtype.str),
             "feature_names": self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None,
+            "standardize": None if getattr(self, "_transform", None) is None else
+            {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()},
+            "lr_": getattr(self, "lr_", None),
             "hyperparameters": {k: _json_safe(v) for k, v in self.get_params().items()},
             "metrics": {"n_iter": int(self.n_iter_),
                         **{k: _json_safe(v) for k, v in (self.history_[-1] if self.history_ else {}).items()}},
@@ -438,6 +553,20 @@ class _LinearModel(BaseEstimator):
                 raise ModelFileError(f"'feature_names' must list {d} names")
             self.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
         self._encoder = self._restore_targets(card, params.k)
+        self._transform = None
+        std = card.get("standardize")
+        if std is not None:
+            try:
+                mean = np.asarray(std["mean"], dtype=np.float64)
+                scale = np.asarray(std["scale"], dtype=np.float64)
+            except (KeyError, TypeError, ValueError):
+                raise ModelFileError("'standardize' must hold 'mean' and 'scale' lists") from None
+            if mean.shape != (d,) or scale.shape != (d,) or not np.isfinite(mean).all() or not (scale > 0).all():
+                raise ModelFileError(f"'standardize' must hold {d} finite means and {d} positive scales")
+            self.mean_, self.scale_ = mean, scale
+            self._transform = (torch.from_numpy(mean), torch.from_numpy(scale))
+        if isinstance(card.get("lr_"), (int, float)) and not isinstance(card.get("lr_"), bool):
+            self.lr_ = float(card["lr_"])
         state = TrainState(Params(params.W.to(dev), params.b.to(dev)))
         state.epoch = int((card.get("metrics") or {}).get("n_iter", 0))
         self._finish(state)
@@ -461,10 +590,12 @@ class LinearRegression(RegressorMixin, _LinearModel):
     Fitted: ``coef_`` (d,) or (m, d), ``intercept_`` float or (m,), ``n_iter_``, ``history_``.
     """
 
-    def __init__(self, *, solver="exact", lr=0.03, batch_size=10, epochs=3, weight_decay=0.0,
+    _sgd_epochs = 3                                                       # the book's
+
+    def __init__(self, *, solver="exact", lr=0.03, batch_size=10, epochs=None, weight_decay=0.0,
                  momentum=0.0, lr_schedule="constant", tol=1e-6, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, seed=0, device="cpu", dtype=None,
-                 verbose=0):
+                 validation_fraction=0.1, n_iter_no_change=5, standardize=False, fit_intercept=True,
+                 warm_start=False, seed=0, device="cpu", dtype=None, verbose=0):
         self.solver = solver
         self.lr = lr
         self.batch_size = batch_size
@@ -476,6 +607,9 @@ class LinearRegression(RegressorMixin, _LinearModel):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
+        self.fit_intercept = fit_intercept
+        self.warm_start = warm_start
         self.seed = seed
         self.device = device
         self.dtype = dtype
@@ -490,7 +624,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     def _loss(self):
         return get_loss("squared")
 
-    def _fit_targets(self, y, classes=None) -> Targets:
+    def _fit_targets(self, y, classes=None, sample_weight=None) -> Targets:
         self._y_1d = np.asarray(y).ndim == 1
         return Targets.fit(y, "regression")
 
@@ -532,10 +666,11 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
 
     _task = "classification"
 
-    def __init__(self, *, solver="sgd", loss="cross_entropy", lr=0.1, batch_size=256, epochs=10,
+    def __init__(self, *, solver="sgd", loss="cross_entropy", lr=0.1, batch_size=256, epochs=None,
                  weight_decay=0.0, momentum=0.0, lr_schedule="constant", label_smoothing=0.0,
-                 tol=1e-6, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
-                 seed=0, device="cpu", dtype=None, verbose=0):
+                 class_weight=None, tol=1e-6, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
+                 standardize=False, fit_intercept=True, warm_start=False, seed=0, device="cpu", dtype=None,
+                 verbose=0):
         self.solver = solver
         self.loss = loss
         self.lr = lr
@@ -545,10 +680,14 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
         self.momentum = momentum
         self.lr_schedule = lr_schedule
         self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
         self.tol = tol
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
+        self.fit_intercept = fit_intercept
+        self.warm_start = warm_start
         self.seed = seed
         self.device = device
         self.dtype = dtype
@@ -569,10 +708,12 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
             y = column_or_1d(y, warn=True)
         return y
 
-    def _fit_targets(self, y, classes=None) -> Targets:
+    def _fit_targets(self, y, classes=None, sample_weight=None) -> Targets:
         """Labels → classes_ (all of ``classes`` when given, as in scikit-learn's partial_fit);
-        probability rows (n, k) → soft targets over classes 0..k-1."""
-        if not is_soft(y):
+        probability rows (n, k) → soft targets over classes 0..k-1; ``class_weight`` → a weight per
+        class ("balanced": n / (k · n_c), scikit-learn's)."""
+        soft = is_soft(y)
+        if not soft:
             try:
                 check_classification_targets(y)
             except ValueError as e:
@@ -580,22 +721,50 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
         encoder = Targets.fit(y, "classification", classes=classes, smoothing=self.label_smoothing,
                               name=type(self).__name__)
         self.classes_ = encoder.classes
-        return encoder
+        if self.class_weight is None:
+            return encoder
+        if soft:
+            raise ConfigError("class_weight needs class labels; soft targets carry their own weighting")
+        present, counts = np.unique(y, return_counts=True)
+        return replace(encoder, class_weights=self._class_weights(present, counts))
+
+    def _class_weights(self, present: np.ndarray, counts: np.ndarray) -> tuple[float, ...]:
+        """A weight per class of ``classes_`` from ``class_weight`` ("balanced" from the counts of the
+        classes ``present``: n / (k · n_c), as scikit-learn's ``compute_class_weight``)."""
+        cw = self.class_weight
+        if isinstance(cw, str) and cw == "balanced":
+            n, k = counts.sum(), len(present)
+            by_label = {c: n / (k * m) for c, m in zip(present.tolist(), counts.tolist())}
+            return tuple(float(by_label.get(c, 1.0)) for c in self.classes_.tolist())
+        if isinstance(cw, dict):
+            unknown = [key for key in cw if key not in set(self.classes_.tolist())]
+            if unknown:
+                raise ConfigError(f"class_weight names classes that are not in the data: {unknown[:5]}")
+            out = tuple(float(settings.number("class_weight", cw.get(c, 1.0))) for c in self.classes_.tolist())
+            return out
+        raise ConfigError(f"Invalid class_weight: {cw!r}; use None, 'balanced' or a dict class → weight")
 
     def _fit_stream_targets(self, shards: Shards, comm) -> Targets:
-        """The classes from one pass over the target column (each rank scans its share; the
-        sets are merged)."""
+        """The classes (and their counts) from one pass over the target column (each rank scans its
+        share; the counts are merged)."""
         mine = shards.part(comm.rank, comm.world_size) if comm.world_size > 1 else shards
-        local = mine.labels()
+        present, counts = mine.labels(counts=True)
         if comm.world_size > 1:
-            local = np.unique(np.concatenate(comm.all_gather_object(local)))
+            merged: dict = {}
+            for values, number in comm.all_gather_object((present, counts)):
+                for v, c in zip(values.tolist(), number.tolist()):
+                    merged[v] = merged.get(v, 0) + c
+            present = np.array(sorted(merged))
+            counts = np.array([merged[v] for v in present.tolist()])
         try:
-            check_classification_targets(local)
+            check_classification_targets(present)
         except ValueError as e:
             raise DataError(f"{shards.name}: {e}") from e
-        encoder = Targets.for_classes(local, self.label_smoothing, name=shards.name)
+        encoder = Targets.for_classes(present, self.label_smoothing, name=shards.name)
         self.classes_ = encoder.classes
-        return encoder
+        if self.class_weight is None:
+            return encoder
+        return replace(encoder, class_weights=self._class_weights(present, counts))
 
     def _restore_targets(self, card: dict, k: int) -> Targets:
         if not isinstance(card.get("classes"), list) or len(card["classes"]) != k:

@@ -10,7 +10,11 @@ Conventions, written once for every loss here:
   contiguous leading dimension of 10 is ~10× faster than over a trailing one.
 * Classification losses also take integer labels ``y`` (n,) for ``Y`` — the same as
   one-hot rows, without materialising them (SGD uses this for hard labels).
-* **One reduction: the mean over samples.** ``L = (1/n) Σ_i ℓ(Z_i, Y_i)``.
+* **One reduction: the mean over samples.** ``L = (1/n) Σ_i ℓ(Z_i, Y_i)``. With sample weights
+  ``w_i ≥ 0`` it is the weighted mean ``L = Σ_i w_i ℓ(Z_i, Y_i) / Σ_i w_i`` — applied in one place,
+  :class:`linearnets.objective.Objective`, from :meth:`Loss.per_sample` and by scaling ``G``'s
+  rows (the per-sample gradients and Hessians scale with ``w_i``): integer weights equal repeated
+  rows, and multiplying every weight by a constant changes nothing.
 * ``grad`` returns ``G = dL/dZ`` (n, k), which already carries the ``1/n``.
 * ``hess_blocks`` returns the per-sample Hessians ``H_i = d²L/dZ_i²`` (n, k, k), also
   with the ``1/n``; ``hvp`` returns ``(d²L/dZ²)·V`` (n, k) for a direction ``V`` (n, k)
@@ -78,6 +82,10 @@ class Loss:
     def value(self, Z: Tensor, Y: Tensor, dim: int = 1) -> Tensor:
         raise NotImplementedError
 
+    def per_sample(self, Z: Tensor, Y: Tensor, dim: int = 1) -> Tensor:
+        """ℓ(Z_i, Y_i) for every sample (n,), unreduced (``value`` is their mean)."""
+        raise NotImplementedError
+
     def value_and_grad(self, Z: Tensor, Y: Tensor, dim: int = 1) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
@@ -106,6 +114,9 @@ class SquaredError(Loss):
 
     def value(self, Z, Y, dim=1):
         return 0.5 * (Z - Y).square().sum() / Z.shape[1 - dim]
+
+    def per_sample(self, Z, Y, dim=1):
+        return 0.5 * (Z - Y).square().sum(dim=dim)
 
     def value_and_grad(self, Z, Y, dim=1):
         n = Z.shape[1 - dim]
@@ -138,6 +149,12 @@ class SoftmaxCrossEntropy(Loss):
         if _is_labels(Y):
             return -log_P.gather(dim, Y.unsqueeze(dim)).sum() / Z.shape[1 - dim]
         return -(Y * log_P).sum() / Z.shape[1 - dim]
+
+    def per_sample(self, Z, Y, dim=1):
+        log_P = torch.log_softmax(Z, dim=dim)
+        if _is_labels(Y):
+            return -log_P.gather(dim, Y.unsqueeze(dim)).squeeze(dim)
+        return -(Y * log_P).sum(dim=dim)
 
     def value_and_grad(self, Z, Y, dim=1):
         n = Z.shape[1 - dim]
@@ -173,6 +190,11 @@ class KLDivergence(SoftmaxCrossEntropy):
             return super().value(Z, Y, dim)
         return (torch.special.xlogy(Y, Y) - Y * torch.log_softmax(Z, dim=dim)).sum() / Z.shape[1 - dim]
 
+    def per_sample(self, Z, Y, dim=1):
+        if _is_labels(Y):
+            return super().per_sample(Z, Y, dim)
+        return (torch.special.xlogy(Y, Y) - Y * torch.log_softmax(Z, dim=dim)).sum(dim=dim)
+
     def value_and_grad(self, Z, Y, dim=1):
         if _is_labels(Y):
             return super().value_and_grad(Z, Y, dim)
@@ -199,6 +221,9 @@ class SoftmaxMSE(Loss):
 
     def value(self, Z, Y, dim=1):
         return 0.5 * (torch.softmax(Z, dim=dim) - _dense(Y, Z, dim)).square().sum() / Z.shape[1 - dim]
+
+    def per_sample(self, Z, Y, dim=1):
+        return 0.5 * (torch.softmax(Z, dim=dim) - _dense(Y, Z, dim)).square().sum(dim=dim)
 
     def value_and_grad(self, Z, Y, dim=1):
         n = Z.shape[1 - dim]

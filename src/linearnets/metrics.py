@@ -11,7 +11,8 @@ all ranks of a communicator):
 * ``mse`` and ``r2`` (regression): mean squared error over rows and outputs, and the coefficient of
   determination 1 − SS_res/SS_tot per output, averaged over outputs (scikit-learn's
   ``r2_score``; an output with SS_tot = 0 scores 1 if predicted exactly, else 0);
-* ``n``: the number of rows.
+* ``n``: the number of rows — with sample weights, every sum above is weighted and ``n`` is Σ w
+  (scikit-learn's ``sample_weight`` conventions).
 
 ``score``, the ``Evaluate`` callback (``val_*`` in ``history_``), ``linearnets train``'s
 ``metrics.json``, ``linearnets evaluate`` and the lab all call :func:`evaluate`.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .data.source import DataSource
+from .data.source import DataSource, merge_moments
 from .distributed import LOCAL
 from .objective import Objective
 from .params import Params
@@ -30,11 +31,13 @@ from .params import Params
 __all__ = ["hits", "evaluate"]
 
 
-def hits(Zt: Tensor, labels: Tensor) -> Tensor:
-    """How many rows of the logits ``Zᵀ`` (k, m) predict their ``labels`` (m,): a 0-d int64 tensor.
-    The prediction is the first of tied largest logits, as ``argmax`` picks it (``max(dim=0)``'s
-    indices are the same, and 4× faster than ``argmax`` over the leading dimension of a small k)."""
-    return torch.count_nonzero(Zt.max(dim=0).indices == labels)
+def hits(Zt: Tensor, labels: Tensor, w: Tensor | None = None) -> Tensor:
+    """How many rows of the logits ``Zᵀ`` (k, m) predict their ``labels`` (m,) — or their total
+    weight ``w`` — as a 0-d tensor. The prediction is the first of tied largest logits, as ``argmax``
+    picks it (``max(dim=0)``'s indices are the same, and 4× faster than ``argmax`` over the leading
+    dimension of a small k)."""
+    right = Zt.max(dim=0).indices == labels
+    return torch.count_nonzero(right) if w is None else (w * right).sum()
 
 
 def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCAL, *, loss: bool = True) -> dict:
@@ -46,21 +49,25 @@ def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCA
     n = torch.zeros((), dtype=torch.float64, device=params.W.device)
     correct = torch.zeros((), dtype=torch.float64, device=params.W.device)
     ss_res = torch.zeros(k, dtype=torch.float64, device=params.W.device)
-    moments = []                                          # (rows, mean, M2) of y per chunk, per output
+    moments = []                                          # (mass, mean, M2) of y per chunk, per output
     for block in source.chunks():
-        if not block.m:
+        mass = block.mass
+        if not block.m or not mass:
             continue
+        w = None if block.w is None else block.w.double()
         Zt = objective.logits_t(Wt, b, block.X)                               # (k, m)
         if loss:
-            total_loss += objective.loss.value(Zt, block.T, dim=0).double() * block.m
-        n += block.m
+            total_loss += objective.loss_of(Zt, block).double() * mass
+        n += mass
         if source.classification:
-            correct += hits(Zt, block.labels)
+            correct += hits(Zt, block.labels, w)
         else:
             Yt = block.T.double()                                             # (k, m)
-            ss_res += (Zt.double() - Yt).square().sum(dim=1)
-            mean = Yt.mean(dim=1)
-            moments.append((block.m, mean, (Yt - mean[:, None]).square().sum(dim=1)))
+            R2 = (Zt.double() - Yt).square()
+            ss_res += R2.sum(dim=1) if w is None else R2 @ w
+            mean = Yt.mean(dim=1) if w is None else (Yt @ w) / mass
+            D2 = (Yt - mean[:, None]).square()
+            moments.append((mass, mean, D2.sum(dim=1) if w is None else D2 @ w))
     comm.sum_(total_loss, n, correct, ss_res)
     total = float(n)
     out = {}
@@ -74,7 +81,7 @@ def evaluate(objective: Objective, params: Params, source: DataSource, comm=LOCA
         r2 = [(1.0 - float(r) / float(t)) if float(t) > 0 else (1.0 if float(r) == 0 else 0.0)
               for r, t in zip(ss_res, ss_tot)]
         out["r2"] = sum(r2) / k
-    out["n"] = int(total)
+    out["n"] = int(total) if total == int(total) else total
     return out
 
 
@@ -85,20 +92,10 @@ def _total_sum_of_squares(moments, k: int, comm, device) -> Tensor:
     mean = torch.zeros(k, dtype=torch.float64, device=device)
     M2 = torch.zeros(k, dtype=torch.float64, device=device)
     for m, mu, m2 in moments:
-        n, mean, M2 = _merge(n, mean, M2, float(m), mu, m2)
+        n, mean, M2 = merge_moments(n, mean, M2, float(m), mu, m2)
     if comm.world_size > 1:
         mine = torch.cat([torch.tensor([n], dtype=torch.float64, device=device), mean, M2])
         n, mean, M2 = 0.0, torch.zeros_like(mean), torch.zeros_like(M2)
         for theirs in comm.all_gather(mine):
-            n, mean, M2 = _merge(n, mean, M2, float(theirs[0]), theirs[1:1 + k], theirs[1 + k:])
+            n, mean, M2 = merge_moments(n, mean, M2, float(theirs[0]), theirs[1:1 + k], theirs[1 + k:])
     return M2
-
-
-def _merge(na, mean_a, M2_a, nb, mean_b, M2_b):
-    if nb == 0:
-        return na, mean_a, M2_a
-    if na == 0:
-        return nb, mean_b, M2_b
-    n = na + nb
-    delta = mean_b - mean_a
-    return n, mean_a + delta * (nb / n), M2_a + M2_b + delta.square() * (na * nb / n)

@@ -31,6 +31,7 @@ from torch import Tensor
 from .data.source import Block, DataSource
 from .data.targets import dense_rows
 from .distributed import LOCAL
+from .errors import DataError
 from .losses import Loss, SquaredError
 from .params import Params
 
@@ -41,10 +42,13 @@ __all__ = ["Objective", "FullBatch"]
 class Objective:
     """A loss and an L2 penalty ``weight_decay`` on W. Block methods take the class-major
     parameters ``Wt = Wᵀ`` (k, d), ``b`` (k,) and return means over the block's rows
-    *without* the penalty (a full-batch reducer adds it once)."""
+    *without* the penalty (a full-batch reducer adds it once). ``fit_intercept=False`` fixes
+    b = 0: its gradient, Hessian-vector product and Hessian rows are zero (the Hessian's b-block
+    the identity, so Newton's step leaves b alone)."""
 
     loss: Loss
     weight_decay: float = 0.0
+    fit_intercept: bool = True
 
     def penalty(self, W: Tensor) -> Tensor:
         """(λ/2) ||W||², a 0-d tensor (0 when λ = 0)."""
@@ -55,14 +59,35 @@ class Objective:
         """Zᵀ = Wᵀ Xᵀ + b, shape (k, m)."""
         return torch.addmm(b[:, None], Wt, X.T)
 
+    @staticmethod
+    def relative_weights(block: Block) -> Tensor | None:
+        """w̃ = w · m / Σw (mean 1 over the block) — so that the mean of w̃ℓ is the weighted mean
+        Σ wℓ / Σ w; None for an unweighted block. A block whose weights are all 0 gets w̃ = 0."""
+        if block.w is None:
+            return None
+        total = block.w.sum()
+        return block.w * (block.m / total) if float(total) > 0 else torch.zeros_like(block.w)
+
     def value(self, Wt: Tensor, b: Tensor, block: Block) -> Tensor:
-        """L over the block (mean over its rows)."""
-        return self.loss.value(self.logits_t(Wt, b, block.X), block.T, dim=0)
+        """L over the block (mean over its rows; weighted mean when the block has weights)."""
+        return self.loss_of(self.logits_t(Wt, b, block.X), block)
+
+    def loss_of(self, Zt: Tensor, block: Block) -> Tensor:
+        """L of the block's logits ``Zᵀ`` (k, m), computed already."""
+        w = self.relative_weights(block)
+        if w is None:
+            return self.loss.value(Zt, block.T, dim=0)
+        return (self.loss.per_sample(Zt, block.T, dim=0) * w).sum() / block.m
 
     def loss_and_logit_grad(self, Wt: Tensor, b: Tensor, block: Block) -> tuple[Tensor, Tensor, Tensor]:
-        """(L, Gᵀ = (dL/dZ)ᵀ (k, m), Zᵀ (k, m)) of the block: what a minibatch step needs."""
+        """(L, Gᵀ = (dL/dZ)ᵀ (k, m), Zᵀ (k, m)) of the block: what a minibatch step needs.
+        Weights scale each row's loss and gradient (G's columns)."""
         Zt = self.logits_t(Wt, b, block.X)
         L, Gt = self.loss.value_and_grad(Zt, block.T, dim=0)
+        w = self.relative_weights(block)
+        if w is not None:
+            Gt.mul_(w)
+            L = (self.loss.per_sample(Zt, block.T, dim=0) * w).sum() / block.m
         return L, Gt, Zt
 
     def value_and_grad(self, Wt: Tensor, b: Tensor, block: Block) -> tuple[Tensor, Tensor, Tensor]:
@@ -75,6 +100,9 @@ class Objective:
         Zt = self.logits_t(Wt, b, block.X)
         ZVt = self.logits_t(VWt, vb, block.X)                 # directional change of Zᵀ (k, m)
         Mt = self.loss.hvp(Zt, block.T, ZVt, dim=0)           # (k, m)
+        w = self.relative_weights(block)
+        if w is not None:
+            Mt.mul_(w)
         return Mt @ block.X, Mt.sum(dim=1)
 
     def add_hessian(self, H: Tensor, params: Params, block: Block, alpha: float = 1.0) -> None:
@@ -83,12 +111,15 @@ class Objective:
         X = block.X
         m, k = X.shape[0], params.k
         Xt = torch.cat([X, X.new_ones(m, 1)], dim=1)                          # (m, d+1)
-        if isinstance(self.loss, SquaredError):                              # H_i = I/m: one Gram matrix
-            gram = Xt.T @ Xt * (alpha / m)
+        w = self.relative_weights(block)
+        if isinstance(self.loss, SquaredError):                              # H_i = w̃_i I/m: one Gram matrix
+            gram = (Xt.T if w is None else Xt.T * w) @ Xt * (alpha / m)
             for i in range(k):
                 H[:, i, :, i] += gram
             return
         Hb = self.loss.hess_blocks(torch.addmm(params.b, X, params.W), dense_rows(block.T, k, X.dtype)) * alpha
+        if w is not None:
+            Hb.mul_(w[:, None, None])
         for i in range(k):
             for j in range(i, k):
                 part = Xt.T @ (Hb[:, i, j, None] * Xt)                        # (d+1, d+1)
@@ -100,16 +131,18 @@ class Objective:
 class FullBatch:
     """F and its derivatives over every row of ``source`` (and of the other ranks of ``comm``).
 
-    Each block term is weighted by (block rows) / (total rows) and the sums are all-reduced,
-    so ``value``, ``value_and_grad``, ``hessian`` and ``hvp`` are those of the mean over all rows,
-    penalty included.
+    Each block term is weighted by (block mass) / (total mass) — rows, or Σ w with sample weights —
+    and the sums are all-reduced, so ``value``, ``value_and_grad``, ``hessian`` and ``hvp`` are those
+    of the (weighted) mean over all rows, penalty included.
     """
 
     def __init__(self, objective: Objective, source: DataSource, comm=LOCAL):
         self.objective, self.source, self.comm = objective, source, comm
-        count = torch.tensor([float(source.n)], dtype=torch.float64, device=source.device)
-        comm.sum_(count)
-        self.n_total = int(count)
+        totals = torch.tensor([float(source.n), source.mass()], dtype=torch.float64, device=source.device)
+        comm.sum_(totals)
+        self.n_total, self.mass = int(totals[0]), float(totals[1])
+        if self.mass <= 0:
+            raise DataError(f"{source.name}: the sample weights sum to 0; give some rows a positive weight")
 
     d = property(lambda self: self.source.d)
     k = property(lambda self: self.source.k)
@@ -117,7 +150,7 @@ class FullBatch:
     device = property(lambda self: self.source.device)
 
     def _weight(self, block: Block) -> float:
-        return block.m / self.n_total
+        return block.mass / self.mass
 
     def value(self, params: Params) -> Tensor:
         """F(W, b), a 0-d tensor."""
@@ -141,6 +174,8 @@ class FullBatch:
             gWt.addmm_(Gt, block.X, alpha=w)                                 # Gᵀ X
             gb.add_(Gt.sum(dim=1), alpha=w)
         self.comm.sum_(F, gWt, gb)
+        if not self.objective.fit_intercept:
+            gb.zero_()
         gW = gWt.T.contiguous()
         if self.objective.weight_decay:
             gW.add_(params.W, alpha=self.objective.weight_decay)
@@ -153,6 +188,11 @@ class FullBatch:
         for block in self.source.chunks():
             self.objective.add_hessian(H, params, block, self._weight(block))
         self.comm.sum_(H)
+        if not self.objective.fit_intercept:                                 # b fixed: identity block
+            H[d] = 0
+            H[:, :, d] = 0
+            for i in range(k):
+                H[d, i, d, i] = 1.0
         if self.objective.weight_decay:
             idx = torch.arange(d, device=H.device)
             for i in range(k):
@@ -162,6 +202,8 @@ class FullBatch:
     def hvp(self, params: Params, VW: Tensor, Vb: Tensor) -> tuple[Tensor, Tensor]:
         """∇²F · (V_W (d, k), V_b (k,)) without forming ∇²F."""
         Wt, b, VWt = params.W.T.contiguous(), params.b, VW.T.contiguous()
+        if not self.objective.fit_intercept:
+            Vb = torch.zeros_like(Vb)
         HWt = torch.zeros_like(Wt)
         Hb = torch.zeros_like(b)
         for block in self.source.chunks():
@@ -170,6 +212,8 @@ class FullBatch:
             HWt.add_(hWt, alpha=w)
             Hb.add_(hb, alpha=w)
         self.comm.sum_(HWt, Hb)
+        if not self.objective.fit_intercept:
+            Hb.zero_()
         HW = HWt.T.contiguous()
         if self.objective.weight_decay:
             HW.add_(VW, alpha=self.objective.weight_decay)
@@ -179,6 +223,7 @@ class FullBatch:
         """x̄ (d,), the mean of the features over all rows (accumulated in float64)."""
         total = torch.zeros(self.d, dtype=torch.float64, device=self.device)
         for block in self.source.chunks():
-            total += block.X.to(torch.float64).sum(dim=0)
+            X = block.X.to(torch.float64)
+            total += X.sum(dim=0) if block.w is None else block.w.to(torch.float64) @ X
         self.comm.sum_(total)
-        return (total / self.n_total).to(self.dtype)
+        return (total / self.mass).to(self.dtype)

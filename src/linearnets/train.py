@@ -149,7 +149,7 @@ class EarlyStopping(Callback):
 
 
 def train(source: DataSource, objective: Objective, solver: Solver, state: TrainState, *, epochs: int,
-          comm=LOCAL, callbacks: Sequence[Callback] = (), checkpoint=None) -> History:
+          comm=LOCAL, callbacks: Sequence[Callback] = (), checkpoint=None, warn_unconverged: bool = True) -> History:
     """Run ``solver`` from ``state`` until ``epochs`` epochs are done (or a callback or convergence
     stops it), updating ``state`` in place; returns the records of the epochs run by this call
     (``state.history`` holds them all).
@@ -192,15 +192,17 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
                     _diagnose(source)
                     raise
             seconds = time.perf_counter() - t0
-            if stats.extra.get("stalled"):                   # no step lowers F: the data, or the dtype
+            stalled = stats.extra.pop("stalled", False)
+            if stalled:                                      # no step lowers F: the data, or the dtype
                 _diagnose(source)
-                warnings.warn(f"{solver.name} stopped at epoch {epoch + 1}: no step along its direction lowers "
-                              f"the loss any more in {str(params.W.dtype).removeprefix('torch.')}, with "
-                              f"max|∇F| = {stats.grad_max:.3g} > tol = {solver.config.tol:g}; use float64, a "
-                              "larger tol, or standardized features", ConvergenceWarning, stacklevel=2)
-                if state.history:
-                    state.history.last["stalled"] = True
-                break
+                warnings.warn(f"{solver.name} stopped at epoch {epoch + 1}: its steps no longer lower the loss "
+                              f"in {str(params.W.dtype).removeprefix('torch.')}, with max|∇F| = "
+                              f"{stats.grad_max:.3g} > tol = {solver.config.tol:g}; use float64, a larger tol, or "
+                              "standardized features", ConvergenceWarning, stacklevel=2)
+                if not stats.steps:                          # a failed line search is no epoch
+                    if state.history:
+                        state.history.last["stalled"] = True
+                    break
             if stats.converged and stats.steps == 0 and history:
                 history.last["converged"] = True             # a check that took no step is no epoch
                 break
@@ -208,7 +210,9 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
             state.epoch, state.step, state.partial = epoch + 1, 0, {}
             state.history.append(record)
             history.append(record)
-            stop = stats.converged
+            if stalled:
+                record["stalled"] = True
+            stop = stats.converged or stalled
             for cb in callbacks:
                 stop = bool(cb.on_epoch(state, record)) or stop
             if checkpoint is not None:
@@ -216,6 +220,13 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
                 checkpoint.save(state)
             if stop:
                 break
+        else:                                                # every epoch ran: at the limit
+            last = state.history.last
+            if warn_unconverged and history and not solver.minibatch and not last.get("converged") and epochs > 1:
+                warnings.warn(f"{solver.name} reached its iteration limit (epochs={epochs}) before max|∇F| ≤ tol = "
+                              f"{solver.config.tol:g}: max|∇F| = {last.get('grad_max', float('nan')):.3g}; raise "
+                              "epochs (None: the solver's default budget), loosen tol, or standardize the features",
+                              ConvergenceWarning, stacklevel=2)
     finally:
         _sync(state, solver, guard)
         for cb in callbacks:
@@ -263,15 +274,17 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
     n_steps = source.steps_per_epoch(B)
     skip, partial = state.step, state.partial                      # resuming inside this epoch
     loss_sum, samples = float(partial.get("loss_sum", 0.0)), int(partial.get("samples", 0))
+    total_mass = float(partial.get("mass", samples))               # Σ w of the rows seen (rows if unweighted)
     resumed_samples = samples
     # the epoch's hits so far are kept summed over the ranks: rank 0 carries them, the others start at 0
     earlier_hits = float(partial.get("hits", 0)) if comm.rank == 0 else 0.0
-    correct = torch.tensor(int(earlier_hits), dtype=torch.int64, device=source.device)
+    correct = (torch.tensor(earlier_hits, dtype=source.dtype, device=source.device) if source.weighted
+               else torch.tensor(int(earlier_hits), dtype=torch.int64, device=source.device))
     classification = source.classification
     distributed = comm.world_size > 1
     cur = ClassMajor.of(state.params)                              # Wᵀ (k, d), b (k,)
     nxt = cur.clone()
-    buf = cur.Wt.new_zeros(k * d + k + 2) if distributed else None
+    buf = cur.Wt.new_zeros(k * d + k + 3) if distributed else None
     step = 0
     try:
         for block in source.batches(epoch, B, config.seed):
@@ -279,17 +292,18 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             if step <= skip:                                       # resume: replay the order only
                 continue
             m = block.m
+            mass = m if block.w is None else block.mass                # Σ w: the step's share of the epoch
             if m:
                 L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
                 if classification:
-                    correct.add_(hits(Zt, block.labels))
+                    correct.add_(hits(Zt, block.labels, block.w))
             grad = None
             if distributed:                                        # the global batch's mean gradient
-                rows = _all_reduce_step(comm, buf, block.X, Gt if m else None, L if m else None, k, d)
-                L, grad = buf[-2], (buf[:k * d].view(k, d), buf[k * d:k * d + k])
-            elif m:
-                rows = m
+                mass, rows = _all_reduce_step(comm, buf, block.X, Gt if m else None, L if m else None, mass, k, d)
+                L, grad = buf[-3], (buf[:k * d].view(k, d), buf[k * d:k * d + k])
             else:
+                rows = m
+            if not mass:                                           # nothing here, or weights all 0
                 continue
             try:
                 value = guard.check(L + objective.penalty(cur.Wt) if wd else L)
@@ -297,9 +311,10 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                 if m:
                     _diagnose(source, block.X)
                 raise
-            loss_sum += value * rows
+            loss_sum += value * mass
+            total_mass += mass
             samples += rows
-            solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad)
+            solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad, objective.fit_intercept)
             cur, nxt = nxt, cur
             if listeners:
                 stats = StepStats(epoch, step, value, rows, lr, cur.view())
@@ -310,7 +325,8 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                 state.step = step
                 every_rank = correct.clone()
                 comm.sum_(every_rank)
-                state.partial = {"loss_sum": loss_sum, "samples": samples, "hits": float(every_rank)}
+                state.partial = {"loss_sum": loss_sum, "samples": samples, "mass": total_mass,
+                                 "hits": float(every_rank)}
                 _sync(state, solver, guard)
                 checkpoint.save(state)
     except DivergenceError:
@@ -321,23 +337,24 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
     accuracy = None
     if classification:
         comm.sum_(correct)                    # (reduced in float64: exact for counts below 2⁵³)
-        accuracy = float(correct) / max(samples, 1)
-    return EpochStats(loss=loss_sum / max(samples, 1), samples=samples, steps=n_steps, lr=lr, accuracy=accuracy,
-                      timed_samples=samples - resumed_samples)
+        accuracy = float(correct) / total_mass if total_mass else float("nan")
+    return EpochStats(loss=loss_sum / total_mass if total_mass else float("nan"), samples=samples, steps=n_steps,
+                      lr=lr, accuracy=accuracy, timed_samples=samples - resumed_samples)
 
 
-def _all_reduce_step(comm, buf, X, Gt, L, k: int, d: int) -> int:
-    """buf ← Σ over ranks of [m·Gᵀ X, m·Σ G, m·L, m], then the sums ÷ M (the global batch); returns M."""
+def _all_reduce_step(comm, buf, X, Gt, L, mass: float, k: int, d: int) -> tuple[float, int]:
+    """buf ← Σ over ranks of [μ·Gᵀ X, μ·Σ G, μ·L, μ, m] (μ: the rank's batch mass, m its rows), then
+    the first three ÷ M (the global batch's mass); returns (M, the global batch's rows)."""
     if Gt is None:
         buf.zero_()
     else:
-        m = X.shape[0]
         torch.mm(Gt, X, out=buf[:k * d].view(k, d))
         torch.sum(Gt, dim=1, out=buf[k * d:k * d + k])
-        buf[-2] = L
-        buf[:-1].mul_(m)
-        buf[-1] = m
+        buf[-3] = L
+        buf[:-2].mul_(mass)
+        buf[-2], buf[-1] = mass, X.shape[0]
     comm.all_reduce_(buf)
-    M = int(round(float(buf[-1])))
-    buf[:-1].div_(M)
-    return M
+    M, rows = float(buf[-2]), int(round(float(buf[-1])))
+    if M:
+        buf[:-2].div_(M)
+    return M, rows

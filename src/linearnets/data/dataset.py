@@ -23,6 +23,7 @@ class Dataset:
     feature_names: tuple[str, ...] | None = None
     target_name: str | None = None
     kept: dict | None = None                    # columns copied aside (e.g. an ID), not features
+    weight: np.ndarray | None = None            # sample weights (n,) from a weight column
 
     def __iter__(self):
         yield self.X

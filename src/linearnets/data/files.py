@@ -93,11 +93,13 @@ def column_index(target, names: list[str], path: Path) -> int:
     return i % len(names)
 
 
-def read_table(path, target=None, *, has_target: bool = True, keep=(), header: bool | None = None) -> Dataset:
+def read_table(path, target=None, *, has_target: bool = True, keep=(), header: bool | None = None,
+               weight=None) -> Dataset:
     """Read features and (when ``has_target``) a target column from a CSV/NPY/Parquet file.
 
     ``keep``: columns (names, or indices) copied aside into ``Dataset.kept`` — an ID to carry into
-    predictions — and left out of the features. ``header``: whether a CSV's first row names its
+    predictions — and left out of the features. ``weight``: a column of sample weights (finite, ≥ 0),
+    into ``Dataset.weight``, not a feature. ``header``: whether a CSV's first row names its
     columns (None: detected — a first row of numbers only is data; the columns are then named
     "0", "1", … as an NPY file's are).
     """
@@ -127,7 +129,19 @@ def read_table(path, target=None, *, has_target: bool = True, keep=(), header: b
         if names[j] in kept:
             raise DataError(f"{path}: column {names[j]!r} is both the target and a kept column")
         y, target_name = df.iloc[:, j].to_numpy(), names[j]
-    df = df.drop(columns=[c for c in names if c in kept or c == target_name])
+    weights, weight_name = None, None
+    if weight is not None:
+        j = column_index(weight, names, path)
+        weight_name = names[j]
+        if weight_name == target_name:
+            raise DataError(f"{path}: column {weight_name!r} cannot be both the target and the weights")
+        try:
+            weights = df.iloc[:, j].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: the weight column {weight_name!r} is not numeric") from None
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise DataError(f"{path}: the weight column {weight_name!r} holds negative, missing or infinite values")
+    df = df.drop(columns=[c for c in names if c in kept or c in (target_name, weight_name)])
     if df.shape[1] == 0:
         raise DataError(f"{path}: needs at least one feature column"
                         + (" besides the target" if has_target else "") + (" and the kept ones" if kept else ""))
@@ -140,9 +154,10 @@ def read_table(path, target=None, *, has_target: bool = True, keep=(), header: b
     X = df.to_numpy(dtype=np.float64)
     features = tuple(df.columns) if named else None
     if y is None:
-        return Dataset(X, np.empty(0), name=path.stem, task="unknown", feature_names=features, kept=kept)
+        return Dataset(X, np.empty(0), name=path.stem, task="unknown", feature_names=features, kept=kept,
+                       weight=weights)
     return Dataset(X, y, name=path.stem, task=_task_of(y), feature_names=features, target_name=target_name,
-                   kept=kept)
+                   kept=kept, weight=weights)
 
 
 def _task_of(y: np.ndarray) -> str:

@@ -203,22 +203,23 @@ def fetch(name: str, root=None, *, download: bool = True, timeout: float = 30.0)
     return folder
 
 
-def verify(name: str, root=None) -> dict[str, bool]:
-    """SHA-256 of every cached .gz file of ``name`` against the known sums (raw files: IDX check)."""
+def verify(name: str, root=None) -> dict[str, str]:
+    """The state of every file of ``name`` in the cache: "ok", "missing", or "bad" (a .gz file whose
+    SHA-256 is not the known one; a raw file that is not a valid IDX file)."""
     folder = data_home(root) / name
     result = {}
     for fname, digest in DATASETS[name]["files"].items():
         path = _find_local(folder, fname)
         if path is None:
-            result[fname] = False
+            result[fname] = "missing"
         elif path.name.endswith(".gz"):
-            result[fname] = sha256_file(path) == digest
+            result[fname] = "ok" if sha256_file(path) == digest else "bad"
         else:
             try:
                 read_idx(path)
-                result[fname] = True
+                result[fname] = "ok"
             except FormatError:
-                result[fname] = False
+                result[fname] = "bad"
     return result
 
 

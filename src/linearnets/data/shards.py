@@ -140,9 +140,10 @@ class _ParquetShard:
             self._cached = (i, cols)
         return self._cached[1]
 
-    def read_columns(self, a: int, b: int, features: list[int], target: int | None):
-        """(X (m, len(features)) float64 or float32, y (m,) or None) for rows [a, b)."""
-        parts_X, parts_y = [], []
+    def read_columns(self, a: int, b: int, features: list[int], *single: int | None):
+        """(X (m, len(features)) float64 or float32, then each column of ``single`` (m,) or None)
+        for rows [a, b)."""
+        parts_X, parts = [], [[] for _ in single]
         g = int(np.searchsorted(self.group_starts, a, side="right") - 1)
         while a < b:
             s, e = self.group_starts[g], self.group_starts[g + 1]
@@ -150,12 +151,12 @@ class _ParquetShard:
             lo, hi = a - s, min(b, e) - s
             if features:
                 parts_X.append(np.column_stack([cols[self.columns[j]][lo:hi] for j in features]))
-            if target is not None:
-                parts_y.append(cols[self.columns[target]][lo:hi])
+            for out, j in zip(parts, single):
+                if j is not None:
+                    out.append(cols[self.columns[j]][lo:hi])
             a, g = min(b, e), g + 1
-        X = None if not parts_X else parts_X[0] if len(parts_X) == 1 else np.concatenate(parts_X)
-        y = None if target is None else (parts_y[0] if len(parts_y) == 1 else np.concatenate(parts_y))
-        return X, y
+        join = lambda p: None if not p else p[0] if len(p) == 1 else np.concatenate(p)      # noqa: E731
+        return (join(parts_X), *(join(p) for p in parts))
 
 
 # --- a set of shards --------------------------------------------------------------------------
@@ -182,8 +183,8 @@ class Shards:
     (:func:`~linearnets.data.shuffle.shuffled_batches`).
     """
 
-    def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, name: str | None = None,
-                 buffer_rows: int = 16384, block_rows: int = 4096, shuffle: bool = True):
+    def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, weight=None,
+                 name: str | None = None, buffer_rows: int = 16384, block_rows: int = 4096, shuffle: bool = True):
         if int(buffer_rows) < 0 or int(block_rows) < 1:
             raise DataError(f"shuffle buffer ({buffer_rows} rows) must be ≥ 0 and blocks ({block_rows}) ≥ 1 row")
         self.buffer_rows, self.block_rows, self.shuffle = int(buffer_rows), int(block_rows), bool(shuffle)
@@ -206,9 +207,18 @@ class Shards:
             self.target = column_index(target, self.columns, paths[0])
             if len(self.columns) < 2:
                 raise DataError(f"{paths[0]}: needs at least one feature column besides the target")
-        self.features = [j for j in range(len(self.columns)) if j != self.target]
+        self.weight: int | None = None
+        if weight is not None:
+            self.weight = column_index(weight, self.columns, paths[0])
+            if self.weight == self.target:
+                raise DataError(f"{paths[0]}: column {self.columns[self.weight]!r} cannot be both the target "
+                                "and the weights")
+        self.features = [j for j in range(len(self.columns)) if j not in (self.target, self.weight)]
+        if not self.features:
+            raise DataError(f"{paths[0]}: needs at least one feature column besides the target and the weights")
         if self.kind == "parquet":
-            bad = [self.columns[j] for j in self.features if not first.numeric[j]]
+            bad = [self.columns[j] for j in self.features + ([self.weight] if self.weight is not None else [])
+                   if not first.numeric[j]]
             if bad:
                 raise FormatError(f"{paths[0]}: column {bad[0]!r} is not numeric; convert or drop it "
                                   "before training")
@@ -309,43 +319,46 @@ class Shards:
                     out.append(Piece(i, p - s, min(b, p + block_rows) - s))
         return out
 
-    def read_piece(self, piece: Piece) -> tuple[np.ndarray, np.ndarray | None]:
-        """(X (m, d), y (m,) or None) of one piece; X keeps the file's dtype."""
+    def read_piece(self, piece: Piece) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(X (m, d), y (m,) or None, w (m,) or None) of one piece; X keeps the file's dtype."""
         shard = self.shards[piece.shard]
         if self.kind == "parquet":
-            return shard.read_columns(piece.start, piece.stop, self.features, self.target)
+            return shard.read_columns(piece.start, piece.stop, self.features, self.target, self.weight)
         rows = shard.read(piece.start, piece.stop)
-        t = self.target
-        if t is None:
-            return rows, None
-        if t == rows.shape[1] - 1:
-            X = rows[:, :-1]                        # a strided view; copied once downstream
-        elif t == 0:
-            X = rows[:, 1:]
-        else:
-            X = np.delete(rows, t, axis=1)
-        return X, rows[:, t]
+        return self.split_row(rows)
 
-    def blocks(self, block_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Blocks (X, y) of at most ``block_rows`` rows of the subset, in file order."""
+    def split_row(self, rows: np.ndarray):
+        """Full NPY rows (m, columns) → (X, y, w): the features a view where they are contiguous."""
+        f = self.features
+        X = rows[:, f[0]:f[0] + len(f)] if f == list(range(f[0], f[0] + len(f))) else rows[:, f]
+        pick = lambda j: None if j is None else rows[:, j]                          # noqa: E731
+        return X, pick(self.target), pick(self.weight)
+
+    def blocks(self, block_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """Blocks (X, y, w) of at most ``block_rows`` rows of the subset, in file order."""
         for piece in self.pieces(block_rows):
             yield self.read_piece(piece)
 
-    def labels(self) -> np.ndarray:
-        """The distinct values of the target column (one pass over it); a DataError when the shards
-        disagree on its type (e.g. 0/1 in one file, "0"/"1" in another)."""
-        kinds, found = set(), []
-        for y in self.targets():
-            kinds.add("text" if y.dtype.kind in "OUS" else "number")
-            if len(kinds) > 1:
-                raise DataError(f"{self.name}: the target column {self.target_name!r} holds numbers in some "
-                                "rows or shards and text in others; give every shard the same label type")
-            found.append(np.unique(y))
+    def labels(self, counts: bool = False):
+        """The distinct values of the target column (and how often each occurs, with ``counts``), in one
+        pass over it; a DataError when the shards disagree on its type (0/1 in one file, "0"/"1" in another)."""
+        kinds, found = set(), {}
         try:
-            return np.unique(np.concatenate(found)) if found else np.array([])
+            for y in self.targets():
+                kinds.add("text" if y.dtype.kind in "OUS" else "number")
+                if len(kinds) > 1:
+                    raise DataError(f"{self.name}: the target column {self.target_name!r} holds numbers in some "
+                                    "rows or shards and text in others; give every shard the same label type")
+                values, number = np.unique(y, return_counts=True)
+                for v, c in zip(values.tolist(), number.tolist()):
+                    found[v] = found.get(v, 0) + c
+            present = np.unique(np.array(list(found))) if found else np.array([])
         except TypeError as e:                           # e.g. None among strings (a missing label)
             raise DataError(f"{self.name}: the target column {self.target_name!r} mixes types or has missing "
                             f"values ({e})") from None
+        if not counts:
+            return present
+        return present, np.array([found[v] for v in present.tolist()])
 
     def targets(self) -> Iterator[np.ndarray]:
         """The target column of the subset, block by block (for Parquet, that column alone is read;
@@ -358,7 +371,7 @@ class Shards:
                 yield shard.read(piece.start, piece.stop)[:, self.target]
 
 
-def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int = 16384,
+def open_shards(path, target=None, *, has_target: bool = True, weight=None, buffer_rows: int = 16384,
                 block_rows: int = 4096, shuffle: bool = True) -> Shards:
     """A :class:`Shards` over an NPY/Parquet file or a folder of them (sorted by name).
 
@@ -366,7 +379,8 @@ def open_shards(path, target=None, *, has_target: bool = True, buffer_rows: int 
     :func:`~linearnets.data.shuffle.shuffled_batches`); full-batch solvers read in file order.
     """
     path = Path(path)
-    opts = dict(has_target=has_target, buffer_rows=buffer_rows, block_rows=block_rows, shuffle=shuffle)
+    opts = dict(has_target=has_target, weight=weight, buffer_rows=buffer_rows, block_rows=block_rows,
+                shuffle=shuffle)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in STREAM_SUFFIXES)
         if not files:

@@ -47,8 +47,8 @@ def rank_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
 def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | None,
                      encode: Callable[[np.ndarray], Tensor], dtype: torch.dtype,
                      device: torch.device = torch.device("cpu"), buffer_rows: int = 16384,
-                     block_rows: int = 4096, views: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-    r"""Minibatches ``(X_b (m, d), t_b (m,))`` of the rows of ``shards`` (a
+                     block_rows: int = 4096, views: bool = False) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+    r"""Minibatches ``(X_b (m, d), t_b (m,), w_b (m,) or None)`` of the rows of ``shards`` (a
     :class:`~linearnets.data.shards.Shards`, possibly a subset) for one epoch.
 
     With a ``generator`` (shuffling):
@@ -64,7 +64,7 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
     ``buffer_rows / block_rows`` random places of the data, and ``buffer_rows ≥ n`` gives one
     uniform random permutation — the one an in-memory epoch draws from the same generator.
     With ``generator=None`` rows come in file order. ``encode`` maps a block's raw targets to a
-    tensor (class indices or values).
+    tensor (class indices or values); ``w_b`` is the shards' weight column (float64), if they have one.
 
     A background thread prepares the next window while the current one is trained on: it
     reads the blocks (NPY: the kernel copies them straight into a staging buffer) and
@@ -94,29 +94,30 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
                    f"{max(1, memory.budget_bytes() // per_row)} rows here)")
     reader = _WindowReader(shards, windows, largest, encode, generator, dtype)
     B = int(batch_size)
-    carry: tuple[Tensor, Tensor] | None = None
+    carry: tuple | None = None
+    move = lambda parts: tuple(None if p is None else p.to(device) for p in parts)     # noqa: E731
     try:
-        for X, t, release in reader:
-            w, s = X.shape[0], 0
+        for X, t, w, release in reader:
+            rows, s = X.shape[0], 0
             if carry is not None:                            # complete the batch left by the last window
-                s = min(B - carry[0].shape[0], w)
-                carry = (torch.cat([carry[0], X[:s]]), torch.cat([carry[1], t[:s]]))
+                s = min(B - carry[0].shape[0], rows)
+                carry = tuple(None if c is None else torch.cat([c, p[:s]]) for c, p in zip(carry, (X, t, w)))
                 if carry[0].shape[0] == B:
-                    yield carry[0].to(device), carry[1].to(device)
+                    yield move(carry)
                     carry = None
-            while s < w:
-                Xb, tb = X[s:s + B], t[s:s + B]
+            while s < rows:
+                batch = tuple(None if p is None else p[s:s + B] for p in (X, t, w))
                 s += B
-                if Xb.shape[0] < B:
-                    carry = (Xb.clone(), tb.clone())
+                if batch[0].shape[0] < B:
+                    carry = tuple(None if p is None else p.clone() for p in batch)
                     break
                 if device.type != "cpu":                       # the transfer copies
-                    yield Xb.to(device), tb.to(device)
+                    yield move(batch)
                 else:
-                    yield (Xb, tb) if views else (Xb.clone(), tb.clone())
+                    yield batch if views else tuple(None if p is None else p.clone() for p in batch)
             release()
         if carry is not None:
-            yield carry[0].to(device), carry[1].to(device)
+            yield move(carry)
     finally:
         reader.close()
 
@@ -146,30 +147,32 @@ class _WindowReader:
         self.thread = threading.Thread(target=self._run, name="linearnets-reader", daemon=True)
         self.thread.start()
 
-    def _fill(self, out: np.ndarray, window: list) -> tuple[int, Tensor]:
-        pos, targets = 0, []
+    def _fill(self, out: np.ndarray, window: list) -> tuple[int, Tensor, Tensor | None]:
+        pos, targets, weights = 0, [], []
         sh, stage = self.shards, self.stage
         for p in window:
             m = p.stop - p.start
             if sh.kind == "npy":
                 sh.shards[p.shard].read_into(p.start, p.stop, stage[pos:pos + m])
             else:
-                X, y = sh.read_piece(p)
+                X, y, w = sh.read_piece(p)
                 stage[pos:pos + m] = X
                 targets.append(self.encode(y))
+                weights.append(w)
             pos += m
         order = (torch.randperm(pos, generator=self.generator).numpy() if self.generator is not None
                  else np.arange(pos))
         if sh.kind == "npy":
-            f = sh.features
-            X = stage[:pos, f[0]:f[0] + len(f)] if f == list(range(f[0], f[0] + len(f))) else stage[:pos][:, f]
-            t = self.encode(np.ascontiguousarray(stage[:pos, sh.target]))
+            X, y, w = sh.split_row(stage[:pos])
+            t = self.encode(np.ascontiguousarray(y))
         else:
             X, t = stage[:pos], torch.cat(targets)
+            w = None if sh.weight is None else np.concatenate(weights)
         order = torch.from_numpy(order)
         Xt = torch.from_numpy(X) if X.dtype == out.dtype else torch.from_numpy(X).to(torch.from_numpy(out).dtype)
         torch.index_select(Xt, 0, order, out=torch.from_numpy(out)[:pos])   # the gather, off the training thread
-        return pos, t[order]
+        wt = None if w is None else torch.from_numpy(np.asarray(w, dtype=np.float64))[order]
+        return pos, t[order], wt
 
     def _run(self) -> None:
         try:
@@ -182,8 +185,7 @@ class _WindowReader:
                         break
                     except queue.Empty:
                         continue
-                w, t = self._fill(self.buffers[i], window)
-                self.ready.put((i, w, t))
+                self.ready.put((i, *self._fill(self.buffers[i], window)))
             self.ready.put(None)
         except BaseException as e:                           # handed to the consumer
             self.ready.put(e)
@@ -195,8 +197,8 @@ class _WindowReader:
                 return
             if isinstance(item, BaseException):
                 raise item
-            i, w, t = item
-            yield torch.from_numpy(self.buffers[i])[:w], t, (lambda i=i: self.free.put(i))
+            i, rows, t, w = item
+            yield torch.from_numpy(self.buffers[i])[:rows], t, w, (lambda i=i: self.free.put(i))
 
     def close(self) -> None:
         self.stop.set()

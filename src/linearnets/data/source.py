@@ -36,7 +36,8 @@ from .shards import Shards
 from .shuffle import derived_seed, epoch_generator, rank_range, shuffled_batches
 from .targets import Targets
 
-__all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout"]
+__all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout",
+           "standardized", "feature_moments", "merge_moments"]
 
 CHUNK_BYTES = 4 << 20            # full-batch chunks: forward and backward product read them from cache
 
@@ -45,17 +46,26 @@ class Block(NamedTuple):
     X: Tensor                    # (m, d)
     T: Tensor                    # labels (m,) int64, or Tᵀ (k, m)
     labels: Tensor | None        # (m,) int64 class of each row; None for regression
+    w: Tensor | None = None      # (m,) sample weights ≥ 0 (sample_weight × class_weight); None: all 1
 
     @property
     def m(self) -> int:
         return self.X.shape[0]
 
+    @property
+    def mass(self) -> float:
+        """Σ w over the rows (their number when unweighted): the block's share of a mean."""
+        return float(self.w.sum()) if self.w is not None else float(self.X.shape[0])
+
+
+def _cat(parts):
+    return None if parts[0] is None else torch.cat(parts)
+
 
 def concat_blocks(blocks: list[Block]) -> Block:
     X = torch.cat([b.X for b in blocks])
     T = torch.cat([b.T for b in blocks], dim=0 if blocks[0].T.ndim == 1 else 1)
-    labels = None if blocks[0].labels is None else torch.cat([b.labels for b in blocks])
-    return Block(X, T, labels)
+    return Block(X, T, _cat([b.labels for b in blocks]), _cat([b.w for b in blocks]))
 
 
 def holdout(n: int, fraction: float, seed: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +85,46 @@ def holdout(n: int, fraction: float, seed: int, labels: np.ndarray | None = None
             stratify = labels
     train, val = train_test_split(rows, test_size=n_val, random_state=derived_seed(seed, 1), stratify=stratify)
     return np.sort(train), np.sort(val)
+
+
+def standardized(X: Tensor, transform, copy: bool = False) -> Tensor:
+    """(X − mean) / scale in X's dtype — in place unless ``copy`` — for ``transform = (mean, scale)``
+    (float64 tensors (d,); a constant feature has scale 1, as scikit-learn's StandardScaler)."""
+    mean, scale = transform
+    X = X.clone() if copy else X
+    return X.sub_(mean.to(X)).div_(scale.to(X))
+
+
+def feature_moments(rows, comm=None) -> tuple[Tensor, Tensor]:
+    """(mean (d,), population variance (d,)) of the features, float64: of an array in one go, of
+    shards block by block (Chan's merge: no cancellation) — each rank its share, then merged."""
+    if not isinstance(rows, Shards):
+        X = as_tensor(np.asarray(rows), torch.float64, "cpu")
+        return X.mean(dim=0), X.var(dim=0, correction=0)
+    world = comm.world_size if comm is not None else 1
+    mine = rows.part(comm.rank, world) if world > 1 else rows
+    n, mean, m2 = 0.0, torch.zeros(rows.d, dtype=torch.float64), torch.zeros(rows.d, dtype=torch.float64)
+    for X, _, _ in mine.blocks(chunk_rows_for(rows.d, torch.float64)):
+        Xb = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+        n, mean, m2 = merge_moments(n, mean, m2, Xb.shape[0], Xb.mean(dim=0), Xb.var(dim=0, correction=0) * Xb.shape[0])
+    if world > 1:
+        gathered = comm.all_gather_object((n, mean, m2))
+        n, mean, m2 = 0.0, torch.zeros_like(mean), torch.zeros_like(m2)
+        for theirs in gathered:
+            n, mean, m2 = merge_moments(n, mean, m2, *theirs)
+    return mean, m2 / max(n, 1.0)
+
+
+def merge_moments(na, mean_a, m2_a, nb, mean_b, m2_b):
+    """Chan's update: two groups' (count or mass, mean, Σ (x − mean)²) → those of their union, with no
+    cancellation when |mean| ≫ spread."""
+    if not nb:
+        return na, mean_a, m2_a
+    if not na:
+        return float(nb), mean_b, m2_b
+    n = na + nb
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (nb / n), m2_a + m2_b + delta.square() * (na * nb / n)
 
 
 def chunk_rows_for(d: int, dtype: torch.dtype) -> int:
@@ -139,6 +189,12 @@ class DataSource:
     def chunks(self) -> Iterator[Block]:
         raise NotImplementedError
 
+    weighted: bool = False
+
+    def mass(self) -> float:
+        """Σ w over this source's rows (their number when unweighted)."""
+        return float(self.n) if not self.weighted else sum(b.mass for b in self.chunks())
+
     def fingerprint(self) -> str:
         """A digest of the rows' content (BLAKE2b over every byte: one value changed changes it)."""
         raise NotImplementedError
@@ -169,12 +225,13 @@ class DataSource:
 class InMemory(DataSource):
     """Rows held in memory: ``X`` (n, d) and encoded targets ``T``, ``labels``."""
 
-    def __init__(self, X: Tensor, T: Tensor, labels: Tensor | None, targets: Targets, *, rank: int = 0,
-                 shares: tuple[int, ...] = (), feature_names=None, name: str = "X"):
+    def __init__(self, X: Tensor, T: Tensor, labels: Tensor | None, targets: Targets, *, w: Tensor | None = None,
+                 rank: int = 0, shares: tuple[int, ...] = (), feature_names=None, name: str = "X"):
         if X.ndim != 2 or X.shape[0] != T.shape[-1]:
             raise DataError(f"X (n, d) and targets for n rows expected, got X {tuple(X.shape)} and "
                             f"targets {tuple(T.shape)}")
-        self.X, self.T, self.labels, self.targets = X, T, labels, targets
+        self.X, self.T, self.labels, self.targets, self.w = X, T, labels, targets, w
+        self.weighted = w is not None
         self.rank, self.shares = rank, shares or (X.shape[0],)
         self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
         self.name = name
@@ -182,11 +239,16 @@ class InMemory(DataSource):
 
     @classmethod
     def from_arrays(cls, X, y, targets: Targets, *, dtype: torch.dtype, device=None, name: str = "X",
-                    feature_names=None, unknown: str = "error") -> "InMemory":
-        """NumPy (or torch) features and raw targets, encoded by ``targets``."""
+                    feature_names=None, unknown: str = "error", sample_weight=None, transform=None) -> "InMemory":
+        """NumPy (or torch) features and raw targets, encoded by ``targets``; ``sample_weight`` (n,)
+        ≥ 0 (times the targets' class weights); ``transform``: (mean, scale) to standardise X."""
         Xt = X.to(dtype=dtype, device=device) if isinstance(X, Tensor) else as_tensor(X, dtype, device)
+        if transform is not None:
+            Xt = standardized(Xt, transform, copy=True)
         T, labels = targets.encode(y, dtype, device, name="y", unknown=unknown)
-        return cls(Xt, T, labels, targets, feature_names=feature_names, name=name)
+        w = None if sample_weight is None else as_tensor(np.asarray(sample_weight, dtype=np.float64), dtype, device)
+        return cls(Xt, T, labels, targets, w=targets.weights(labels, w, dtype), feature_names=feature_names,
+                   name=name)
 
     n = property(lambda self: self.X.shape[0])
     d = property(lambda self: self.X.shape[1])
@@ -202,16 +264,23 @@ class InMemory(DataSource):
     def rows(self, index: Tensor) -> "InMemory":
         """The rows ``index`` (a new source)."""
         index = index.to(self.X.device)
-        return InMemory(self.X.index_select(0, index), self._cols(self.T, index),
-                        None if self.labels is None else self.labels.index_select(0, index), self.targets,
-                        feature_names=self.feature_names, name=self.name)
+        pick = lambda t: None if t is None else t.index_select(0, index)            # noqa: E731
+        return InMemory(self.X.index_select(0, index), self._cols(self.T, index), pick(self.labels), self.targets,
+                        w=pick(self.w), feature_names=self.feature_names, name=self.name)
+
+    def _slice(self, a: int, b: int) -> Block:
+        cut = lambda t: None if t is None else t[a:b]                              # noqa: E731
+        return Block(self.X[a:b], self._cols(self.T, a, b), cut(self.labels), cut(self.w))
 
     def empty(self) -> Block:
-        return Block(self.X[:0], self._cols(self.T, 0, 0), None if self.labels is None else self.labels[:0])
+        return self._slice(0, 0)
+
+    def mass(self) -> float:
+        return float(self.n) if self.w is None else float(self.w.sum())
 
     def fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
-        for t in (self.X, self.T, self.labels):
+        for t in (self.X, self.T, self.labels, self.w):
             if t is not None:
                 h.update(str((tuple(t.shape), t.dtype)).encode())
                 h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
@@ -219,8 +288,7 @@ class InMemory(DataSource):
 
     def chunks(self) -> Iterator[Block]:
         for s in range(0, self.n, self.chunk_rows):
-            e = s + self.chunk_rows
-            yield Block(self.X[s:e], self._cols(self.T, s, e), None if self.labels is None else self.labels[s:e])
+            yield self._slice(s, s + self.chunk_rows)
 
     def _epoch(self, epoch, B, seed):
         perm = torch.randperm(self.n, generator=epoch_generator(seed, epoch, self.rank)).to(self.device)
@@ -230,13 +298,14 @@ class InMemory(DataSource):
             L_b = itertools.repeat(None)
         else:                                              # hard labels: the labels are T itself
             L_b = T_b if T.ndim == 1 else self.labels.index_select(0, perm).split(B)
-        for idx, Tb, Lb in zip(perm.split(B), T_b, L_b):
-            yield Block(self.X.index_select(0, idx), Tb, Lb)
+        W_b = itertools.repeat(None) if self.w is None else self.w.index_select(0, perm).split(B)
+        for idx, Tb, Lb, Wb in zip(perm.split(B), T_b, L_b, W_b):
+            yield Block(self.X.index_select(0, idx), Tb, Lb, Wb)
 
     def part(self, rank: int, world_size: int) -> "InMemory":
         lo, hi = rank_range(self.n, rank, world_size)
-        return InMemory(self.X[lo:hi], self._cols(self.T, lo, hi),
-                        None if self.labels is None else self.labels[lo:hi], self.targets, rank=rank,
+        block = self._slice(lo, hi)
+        return InMemory(block.X, block.T, block.labels, self.targets, w=block.w, rank=rank,
                         shares=self._shares(world_size), feature_names=self.feature_names, name=self.name)
 
 
@@ -247,10 +316,11 @@ class Streamed(DataSource):
     ``block_rows`` and ``shuffle``. Memory does not depend on the number of rows."""
 
     def __init__(self, shards: Shards, targets: Targets, *, dtype: torch.dtype, device=None, rank: int = 0,
-                 shares: tuple[int, ...] = (), unknown: str = "error"):
+                 shares: tuple[int, ...] = (), unknown: str = "error", transform=None):
         if not targets.classification and targets.k != 1:
             raise DataError(f"{shards.name}: shards hold one target column, but the model has {targets.k} outputs")
-        self.shards, self.targets, self.unknown = shards, targets, unknown
+        self.shards, self.targets, self.unknown, self.transform = shards, targets, unknown, transform
+        self.weighted = shards.weight is not None or targets.class_weights is not None
         self.dtype, self.device = dtype, torch.device(device or "cpu")
         self.rank, self.shares = rank, shares or (shards.n,)
         self.chunk_rows = chunk_rows_for(shards.d, dtype)
@@ -276,30 +346,41 @@ class Streamed(DataSource):
         """A block's raw target column → class indices (int64) or values (float64)."""
         return self.targets.column(np.asarray(y), self._target_name(), self.unknown)
 
-    def block(self, X: Tensor, t: Tensor) -> Block:
-        """Features and encoded targets (m,) → a block in this source's dtype and layout."""
-        return Block(X, *self.targets.layout(t, self.dtype, self.device, self._target_name()))
+    def block(self, X: Tensor, t: Tensor, w: Tensor | None = None) -> Block:
+        """Features, encoded targets (m,) and the weight column → a block in this source's dtype and
+        layout (standardised in place when the source has a transform: X is a fresh copy or a window
+        buffer's rows, used once)."""
+        T, labels = self.targets.layout(t, self.dtype, self.device, self._target_name())
+        if self.transform is not None:
+            X = standardized(X, self.transform)
+        if w is not None:
+            w = w.to(device=self.device, dtype=self.dtype)
+            if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+                raise DataError(f"{self.shards.name}: the weight column {self.shards.columns[self.shards.weight]!r} "
+                                "holds negative, NaN or infinite values; weights must be finite and ≥ 0")
+        return Block(X, T, labels, self.targets.weights(labels, w, self.dtype))
 
     def empty(self) -> Block:
         X = torch.empty(0, self.d, dtype=self.dtype, device=self.device)
-        return self.block(X, torch.empty(0, dtype=torch.int64 if self.classification else torch.float64))
+        w = torch.empty(0, dtype=torch.float64) if self.shards.weight is not None else None
+        return self.block(X, torch.empty(0, dtype=torch.int64 if self.classification else torch.float64), w)
 
     def chunks(self) -> Iterator[Block]:
-        for X, y in self.shards.blocks(self.chunk_rows):
+        for X, y, w in self.shards.blocks(self.chunk_rows):
             Xc = torch.from_numpy(X).to(device=self.device, dtype=self.dtype).contiguous()   # one copy
-            yield self.block(Xc, self.encode(y))
+            yield self.block(Xc, self.encode(y), None if w is None else torch.from_numpy(np.asarray(w, np.float64)))
 
     def _epoch(self, epoch, B, seed):
         sh = self.shards
         gen = epoch_generator(seed, epoch, self.rank) if sh.shuffle else None
-        for Xb, tb in shuffled_batches(sh, B, generator=gen, encode=self.encode, dtype=self.dtype,
-                                       device=self.device, buffer_rows=sh.buffer_rows, block_rows=sh.block_rows,
-                                       views=True):
-            yield self.block(Xb, tb)
+        for Xb, tb, wb in shuffled_batches(sh, B, generator=gen, encode=self.encode, dtype=self.dtype,
+                                           device=self.device, buffer_rows=sh.buffer_rows, block_rows=sh.block_rows,
+                                           views=True):
+            yield self.block(Xb, tb, wb)
 
     def part(self, rank: int, world_size: int) -> "Streamed":
         return Streamed(self.shards.part(rank, world_size), self.targets, dtype=self.dtype, device=self.device,
-                        rank=rank, shares=self._shares(world_size), unknown=self.unknown)
+                        rank=rank, shares=self._shares(world_size), unknown=self.unknown, transform=self.transform)
 
 
 class Interleaved(DataSource):
@@ -311,6 +392,7 @@ class Interleaved(DataSource):
         self.parts = [source.part(r, world_size) for r in range(world_size)]
         self.targets, self.dtype, self.device = source.targets, source.dtype, source.device
         self.n, self.d, self.name, self.feature_names = source.n, source.d, source.name, source.feature_names
+        self.weighted = source.weighted
         self.shares = self.parts[0].shares
 
     def chunks(self) -> Iterator[Block]:

@@ -40,6 +40,7 @@ class Targets:
     k: int
     classes: np.ndarray | None = None
     smoothing: float = 0.0
+    class_weights: tuple[float, ...] | None = None   # a weight per class (class_weight), None: all 1
 
     @property
     def classification(self) -> bool:
@@ -109,6 +110,14 @@ class Targets:
                 raise DataError(f"{name} has labels the model was not fitted with: {bad}; "
                                 f"its classes are {classes[:10].tolist()}")
         return torch.from_numpy(idx.astype(np.int64))
+
+    def weights(self, labels: Tensor | None, w: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+        """The rows' weights: sample weights ``w`` (or 1) times their class's weight; None when all 1."""
+        if self.class_weights is None or labels is None:
+            return w
+        cw = torch.tensor(self.class_weights, dtype=dtype, device=labels.device)
+        per_row = cw[labels.clamp(min=0)]
+        return per_row if w is None else w * per_row
 
     def layout(self, t: Tensor, dtype: torch.dtype, device=None, name: str = "y") -> tuple[Tensor, Tensor | None]:
         """An encoded column (m,) (:meth:`column`) → ``(T, labels)`` in ``dtype`` on ``device``."""

@@ -144,6 +144,16 @@ class Solver:
     def iterate(self, full_batch, params: Params, guard: DivergenceGuard, epoch: int) -> EpochStats:
         raise NotImplementedError
 
+    #: steps in a row whose decrease of F is at rounding level before a full-batch solver gives up
+    FLAT_STEPS = 20
+
+    def no_progress(self, before: float, after: float, dtype: torch.dtype) -> bool:
+        """True once ``FLAT_STEPS`` steps in a row have lowered F by less than 10 ulps of |F|: the
+        solver can make no more progress in ``dtype`` (float32 below its gradient floor)."""
+        flat = before - after <= 10 * torch.finfo(dtype).eps * max(abs(before), 1e-30)
+        self._flat = getattr(self, "_flat", 0) + 1 if flat else 0
+        return self._flat >= self.FLAT_STEPS
+
 
 def grad_max(gW: Tensor, gb: Tensor) -> float:
     return float(torch.maximum(gW.abs().max(), gb.abs().max()))

@@ -52,6 +52,7 @@ class Centred:
         self.mean = problem.feature_mean()                                    # x̄ (d,)
 
     n_total = property(lambda self: self.problem.n_total)
+    mass = property(lambda self: self.problem.mass)
     d = property(lambda self: self.problem.d)
     k = property(lambda self: self.problem.k)
 
@@ -83,7 +84,7 @@ class FullBatchSolver(Solver):
 
     def _coordinates(self, problem: FullBatch, params: Params):
         """The space the solver iterates in and the current point in it."""
-        if not self.centred:
+        if not self.centred or not problem.objective.fit_intercept:       # b fixed at 0: no change of b
             return problem, params
         if self._space is None or self._space[0] is not problem:
             self._space = (problem, Centred(problem))
@@ -140,4 +141,7 @@ class FullBatchSolver(Solver):
             return EpochStats(loss=value, samples=problem.n_total, steps=0, grad_max=gmax, extra={"stalled": True})
         self._cache = (problem, F_new, gW_new, gb_new)
         self.after_step(t * delta, g, flat(gW_new, gb_new))
-        return EpochStats(loss=f, samples=problem.n_total, steps=1, grad_max=gmax, extra={"step_size": t})
+        extra = {"step_size": t}
+        if self.no_progress(value, f, params.W.dtype):
+            extra["stalled"] = True
+        return EpochStats(loss=f, samples=problem.n_total, steps=1, grad_max=gmax, extra=extra)

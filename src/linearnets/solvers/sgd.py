@@ -42,16 +42,22 @@ class SGD(Solver):
             self.vb.copy_(state["vb"])
 
     def update(self, cur: ClassMajor, out: ClassMajor, lr: float, weight_decay: float, Gt: Tensor | None,
-               X: Tensor | None, grad: tuple[Tensor, Tensor] | None = None) -> None:
+               X: Tensor | None, grad: tuple[Tensor, Tensor] | None = None, intercept: bool = True) -> None:
         """``out`` ← one step from ``cur``. The data gradient is ``(Gᵀ X, Gᵀ 1)`` from the batch's
         ``Gt`` (k, m) and ``X`` (m, d), or ``grad = (g_Wᵀ, g_b)`` when already reduced over ranks
-        (it may be overwritten). ``out`` and ``cur`` are distinct buffers (the loop alternates them)."""
+        (it may be overwritten). ``out`` and ``cur`` are distinct buffers (the loop alternates them).
+        ``intercept=False``: b stays where it is (0)."""
         mu = self.config.momentum
         if grad is None and not mu:                              # (1 - ηλ) Wᵀ - η Gᵀ X, fused
             torch.addmm(cur.Wt, Gt, X, beta=1.0 - lr * weight_decay, alpha=-lr, out=out.Wt)
-            torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=out.b)
+            if intercept:
+                torch.add(cur.b, Gt.sum(dim=1), alpha=-lr, out=out.b)
+            else:
+                out.b.copy_(cur.b)
             return
         gWt, gb = grad if grad is not None else (Gt @ X, Gt.sum(dim=1))     # (k, d), (k,)
+        if not intercept:
+            gb = torch.zeros_like(gb)
         if weight_decay:
             gWt.add_(cur.Wt, alpha=weight_decay)
         if mu:
@@ -104,4 +110,5 @@ class GD(Solver):
         params.b.add_(gb, alpha=-lr)
         F_new, gW_new, gb_new = fb.value_and_grad(params)
         self._cache = (fb, params.clone(), F_new, gW_new, gb_new)
-        return EpochStats(loss=float(F_new), samples=fb.n_total, steps=1, lr=lr, grad_max=gmax)
+        extra = {"stalled": True} if self.no_progress(value, float(F_new), params.W.dtype) else {}
+        return EpochStats(loss=float(F_new), samples=fb.n_total, steps=1, lr=lr, grad_max=gmax, extra=extra)

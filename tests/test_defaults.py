@@ -1,0 +1,307 @@
+"""Good models by default, and honest when they are not: the CLI's defaults on real data, lr="auto",
+convergence warnings, the closed form's condition estimate, sample and class weights, standardize,
+warm_start and fit_intercept."""
+
+import contextlib
+import io
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import relerr
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import linearnets as ln
+from linearnets import cli
+
+
+def run_cli(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main([str(a) for a in args])
+    return status, out.getvalue(), err.getvalue()
+
+
+# --- 1. the CLI's defaults on real data ----------------------------------------------------------------
+def test_the_readmes_first_command_and_raw_wine_reach_095(tmp_path):
+    status, _, err = run_cli("train", "--model", "softmax", "--data", "digits", "--solver", "sgd", "--epochs", 10,
+                             "--out", tmp_path / "digits", "--quiet")
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "digits" / "metrics.json").read_text())
+    assert metrics["val"]["accuracy"] >= 0.95 and metrics["standardize"] is True and metrics["lr"] > 0
+    assert all(r["lr"] == metrics["lr"] for r in metrics["history"])          # the chosen value, recorded
+    wine = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    wine.to_csv(tmp_path / "wine.csv", index=False)                            # raw: scales 0.1 … 1000
+    status, _, err = run_cli("train", "--data", tmp_path / "wine.csv", "--target", "cultivar", "--out",
+                             tmp_path / "wine", "--quiet")
+    assert status == 0, err
+    assert json.loads((tmp_path / "wine" / "metrics.json").read_text())["val"]["accuracy"] >= 0.95
+
+
+def test_diabetes_with_the_cli_defaults_matches_the_closed_form(tmp_path):
+    X, y = ln.data.load_diabetes()
+    pd.DataFrame(np.column_stack([X, y])).to_csv(tmp_path / "d.csv", index=False, header=[*map(str, range(10)), "y"])
+    for solver in ("exact", "lbfgs", "newton"):
+        status, _, err = run_cli("train", "--model", "linear", "--data", tmp_path / "d.csv", "--target", "y",
+                                 "--solver", solver, "--val-fraction", 0, "--out", tmp_path / solver, "--quiet")
+        assert status == 0, err
+    r2 = {s: json.loads((tmp_path / s / "metrics.json").read_text())["train"]["r2"] for s in ("exact", "lbfgs", "newton")}
+    closed = ln.LinearRegression().fit(X, y).score(X, y)
+    assert all(abs(v - closed) <= 0.01 for v in r2.values()), (r2, closed)
+
+
+# --- 2. lr="auto" --------------------------------------------------------------------------------------------
+def auto_cases():
+    X, y = ln.data.load_digits()
+    w = load_wine()
+    Xr, yr = ln.data.load_diabetes()
+    Xs, ys = ln.data.synthetic_regression(n=1000)
+    f = ln.data.fashion_mnist_like(n=1500, seed=1)
+    return [("digits", ln.SoftmaxRegression, X, y, False), ("digits raw", ln.SoftmaxRegression, X * 16, y, False),
+            ("wine", ln.SoftmaxRegression, w.data, w.target, True), ("diabetes", ln.LinearRegression, Xr, yr, False),
+            ("synthetic", ln.LinearRegression, Xs, ys, False), ("fashion-like", ln.SoftmaxRegression, f.X, f.y, False)]
+
+
+@pytest.mark.parametrize("case", auto_cases(), ids=lambda c: c[0])
+def test_auto_lr_never_diverges_and_is_recorded(case):
+    name, cls, X, y, standardize = case
+    for batch in (1, 32, 256, len(y)):
+        model = cls(solver="sgd", lr="auto", batch_size=batch, epochs=10 if batch > 1 else 2, standardize=standardize)
+        model.fit(X, y)                                                   # a DivergenceError fails the test
+        loss = model.evaluate(X, y)["loss"]
+        assert np.isfinite(loss) and model.history_[-1]["loss"] < model.history_[0]["loss"] * 1.5
+        assert model.lr_ > 0 and all(r["lr"] == model.lr_ for r in model.history_)
+
+
+def test_a_diverging_lr_names_the_auto_value():
+    X, y = ln.data.synthetic_regression(n=1000)
+    with pytest.raises(ln.DivergenceError, match=r"lr='auto' picks 0\.\d+"):
+        ln.LinearRegression(solver="sgd", lr=10, batch_size=10).fit(X, y)
+
+
+# --- 3. convergence warnings --------------------------------------------------------------------------------
+STANDARD = {"digits": ln.data.load_digits, "wine": lambda: load_wine(return_X_y=True),
+            "breast_cancer": lambda: load_breast_cancer(return_X_y=True)}
+
+
+@pytest.mark.parametrize("solver", ["gd", "newton", "newton-cg", "lbfgs"])
+def test_a_solver_stopped_at_its_limit_warns(solver):
+    X, y = ln.data.load_digits()
+    with pytest.warns(ConvergenceWarning, match=rf"{solver} reached its iteration limit \(epochs=3\).*max\|∇F\|"):
+        ln.SoftmaxRegression(solver=solver, epochs=3, standardize=True).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["newton", "newton-cg", "lbfgs"])
+@pytest.mark.parametrize("data", list(STANDARD))
+def test_the_defaults_converge_on_standard_problems_without_warning(solver, data):
+    X, y = STANDARD[data]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = ln.SoftmaxRegression(solver=solver, standardize=True, weight_decay=1e-4).fit(X, y)
+    assert m.history_[-1].get("converged")
+    Xr, yr = ln.data.load_diabetes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        r = ln.LinearRegression(solver=solver, standardize=True).fit(Xr, yr)
+    assert r.history_[-1].get("converged")
+
+
+def test_float32_without_progress_stops_and_says_so():
+    X, y = ln.data.load_digits()
+    with pytest.warns(ConvergenceWarning, match="no longer lower the loss in float32"):
+        m = ln.SoftmaxRegression(solver="lbfgs", dtype="float32", weight_decay=1e-3, tol=1e-12, epochs=20000,
+                                 standardize=True).fit(X, y)
+    losses = [r["loss"] for r in m.history_]
+    best = int(np.argmin(losses))
+    improved = max(i for i in range(1, len(losses)) if losses[i] < losses[i - 1] - 1e-6 * abs(losses[i - 1]))
+    assert len(losses) - improved <= 50 and m.n_iter_ < 1000, (len(losses), improved, best)
+    assert m.history_[-1].get("stalled") and not m.history_[-1].get("converged")
+
+
+# --- 4. the closed form's condition estimate ---------------------------------------------------------------------
+def rotated(cond, n=2000, d=20, seed=0):
+    """X = U diag(s) Vᵀ: orthonormal U, V, geometric singular values; cond(XᵀX) = cond."""
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    X = U @ np.diag(np.geomspace(1, cond ** -0.5, d)) @ V.T
+    return X, X @ rng.standard_normal(d) + 1e-3 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("cond,warns", [(1e6, False), (1e8, False), (1e10, True), (1e12, True)])
+def test_exact_warns_and_falls_back_by_the_true_condition_number(cond, warns):
+    X, y = rotated(cond)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = ln.LinearRegression().fit(X, y)
+    fell_back = any(issubclass(w.category, ln.IllConditionedWarning) for w in caught)
+    assert fell_back == warns and m.history_[-1]["fallback"] == warns
+    ref = np.linalg.lstsq(np.column_stack([X, np.ones(len(y))]), y, rcond=None)[0]
+    assert relerr(m.coef_, ref[:-1]) < (1e-6 if cond <= 1e10 else 1e-3)
+
+
+# --- 5. weights ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver,tol", [("exact", 1e-10), ("newton", 1e-8), ("newton-cg", 1e-8), ("lbfgs", 1e-8)])
+def test_integer_weights_equal_repeated_rows(solver, tol):
+    X, y = ln.data.load_digits()
+    X, y = X[:400], y[:400]
+    w = np.random.default_rng(0).integers(0, 4, len(y))
+    if solver == "exact":
+        Xr, yr = ln.data.load_diabetes()
+        X, w = Xr[:400], w[:400]
+        yr = yr[:400]
+        a = ln.LinearRegression().fit(X, yr, sample_weight=w)
+        b = ln.LinearRegression().fit(np.repeat(X, w, 0), np.repeat(yr, w))
+        c = ln.LinearRegression().fit(X, yr, sample_weight=w * 7.5)        # rescaled weights: the same fit
+        d = ln.LinearRegression().fit(X[w > 0], yr[w > 0], sample_weight=w[w > 0])   # weight 0 = removed
+    else:
+        kw = dict(solver=solver, weight_decay=1e-3, tol=1e-11, epochs=500)
+        a = ln.SoftmaxRegression(**kw).fit(X, y, sample_weight=w)
+        b = ln.SoftmaxRegression(**kw).fit(np.repeat(X, w, 0), np.repeat(y, w))
+        c = ln.SoftmaxRegression(**kw).fit(X, y, sample_weight=w * 7.5)
+        d = ln.SoftmaxRegression(**kw).fit(X[w > 0], y[w > 0], sample_weight=w[w > 0])
+    for other in (b, c, d):
+        assert relerr(a.coef_, other.coef_) < tol
+
+
+def test_weighted_optima_match_scikit_learn():
+    X, y = ln.data.load_digits()
+    w = np.random.default_rng(2).uniform(0.1, 3, len(y))
+    lam = 1e-3
+    ours = ln.SoftmaxRegression(solver="newton", weight_decay=lam, tol=1e-12).fit(X, y, sample_weight=w)
+    sk = LogisticRegression(C=1 / (lam * w.sum()), tol=1e-12, max_iter=10000).fit(X, y, sample_weight=w)
+    assert relerr(ours.coef_, sk.coef_) < 1e-5
+    Xr, yr = ln.data.load_diabetes()
+    wr = np.random.default_rng(3).uniform(0.1, 3, len(yr))
+    ridge = Ridge(alpha=0.5).fit(Xr, yr, sample_weight=wr)
+    mine = ln.LinearRegression(weight_decay=0.5 / wr.sum()).fit(Xr, yr, sample_weight=wr)
+    assert relerr(mine.coef_, ridge.coef_) < 1e-10 and abs(mine.intercept_ - ridge.intercept_) < 1e-8
+
+
+def test_class_weight_balanced_matches_scikit_learn():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    lam = 1e-2
+    ours = ln.SoftmaxRegression(solver="newton", class_weight="balanced", weight_decay=lam, tol=1e-12).fit(X, y)
+    counts = np.bincount(y)
+    total = (len(y) / (2 * counts))[y].sum()
+    # softmax with 2 classes: v = w₁ − w₀ is logistic regression's coefficient vector, and at the optimum
+    # w₁ = −w₀ = v/2, so (λ/2)(‖w₀‖² + ‖w₁‖²) = (λ/4)‖v‖²: C = 2 / (λ Σ w)
+    sk = LogisticRegression(class_weight="balanced", C=2 / (lam * total), tol=1e-12, max_iter=10000).fit(X, y)
+    assert relerr(ours.coef_[1] - ours.coef_[0], sk.coef_[0]) < 1e-5
+    d = ln.SoftmaxRegression(solver="newton", class_weight={0: 2.0, 1: 0.5}, weight_decay=lam).fit(X, y)
+    e = ln.SoftmaxRegression(solver="newton", weight_decay=lam).fit(X, y, sample_weight=np.where(y == 0, 2.0, 0.5))
+    assert relerr(d.coef_, e.coef_) < 1e-10
+
+
+def test_streamed_weights_equal_in_memory_weights(tmp_path):
+    X, y = ln.data.load_digits()
+    w = np.random.default_rng(4).integers(1, 4, len(y)).astype(float)
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    frame["y"], frame["w"] = y, w
+    frame.to_parquet(tmp_path / "d.parquet", row_group_size=500)
+    np.save(tmp_path / "d.npy", np.ascontiguousarray(frame.to_numpy()))
+    for solver in ("sgd", "lbfgs"):
+        kw = dict(solver=solver, weight_decay=1e-3, dtype="float64", batch_size=64, epochs=3 if solver == "sgd" else None)
+        a = ln.SoftmaxRegression(**kw).fit(X, y.astype(float), sample_weight=w)
+        for shards in (ln.data.open_shards(tmp_path / "d.parquet", target="y", weight="w"),
+                       ln.data.open_shards(tmp_path / "d.npy", target=64, weight=65)):
+            b = ln.SoftmaxRegression(**kw).fit(shards)
+            assert relerr(b.coef_, a.coef_) < 1e-10
+            assert b.evaluate(shards)["loss"] == pytest.approx(a.evaluate(X, y.astype(float), w)["loss"], rel=1e-9)
+    Xr, yr = ln.data.load_diabetes()
+    wr = w[:len(yr)]
+    e = ln.LinearRegression().fit(Xr, yr, sample_weight=wr)
+    pd.DataFrame(np.column_stack([Xr, yr, wr])).to_parquet(tmp_path / "r.parquet")
+    f = ln.LinearRegression().fit(ln.data.open_shards(tmp_path / "r.parquet", target="10", weight="11"))
+    assert relerr(e.coef_, f.coef_) < 1e-10
+
+
+def test_weighted_metrics_and_score():
+    X, y = ln.data.load_digits()
+    w = np.random.default_rng(5).uniform(0, 2, len(y))
+    m = ln.SoftmaxRegression(epochs=2).fit(X, y)
+    right = m.predict(X) == y
+    assert m.score(X, y, sample_weight=w) == pytest.approx((w * right).sum() / w.sum())
+    Xr, yr = ln.data.load_diabetes()
+    r = ln.LinearRegression().fit(Xr, yr)
+    from sklearn.metrics import r2_score
+    assert r.score(Xr, yr, sample_weight=w[:len(yr)]) == pytest.approx(r2_score(yr, r.predict(Xr),
+                                                                               sample_weight=w[:len(yr)]))
+
+
+# --- 6. standardize, warm_start, fit_intercept -----------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs", "exact"])
+def test_standardize_equals_a_pipeline_and_survives_saving(tmp_path, solver):
+    w = load_wine()
+    cls = ln.LinearRegression if solver == "exact" else ln.SoftmaxRegression
+    X, y = (w.data[:, 1:], w.data[:, 0]) if solver == "exact" else (w.data, w.target)
+    kw = dict(solver=solver, dtype="float64", **({"lr": 0.5, "epochs": 5} if solver == "sgd" else {}))
+    ours = cls(standardize=True, **kw).fit(X, y)
+    pipe = make_pipeline(StandardScaler(), cls(**kw)).fit(X, y)
+    method = "predict" if solver == "exact" else "predict_proba"
+    np.testing.assert_allclose(getattr(ours, method)(X), getattr(pipe, method)(X), rtol=1e-6, atol=1e-9)
+    # coef_ and intercept_ in the original units: the raw features give the same outputs
+    Z = X @ np.atleast_2d(ours.coef_).T + ours.intercept_
+    np.testing.assert_allclose(np.squeeze(Z), np.squeeze(ours._decision(X)), rtol=1e-9, atol=1e-9)
+    ours.save(tmp_path / "m")
+    again = ln.load(tmp_path / "m")
+    np.testing.assert_array_equal(getattr(again, method)(X), getattr(ours, method)(X))
+    assert np.array_equal(again.mean_, ours.mean_) and np.array_equal(again.scale_, ours.scale_)
+
+
+def test_unscaled_features_warn_sgd_once():
+    w = load_wine()
+    with pytest.warns(ln.ScaleWarning, match="standardize=True"):
+        ln.SoftmaxRegression(epochs=1).fit(w.data, w.target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ln.ScaleWarning)
+        ln.SoftmaxRegression(epochs=1, standardize=True).fit(w.data, w.target)
+
+
+def test_warm_start_continues_and_fit_intercept_false():
+    X, y = ln.data.load_digits()
+    cold = ln.SoftmaxRegression(solver="lbfgs", epochs=5, warm_start=True, standardize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold.fit(X, y)
+        first = cold.evaluate(X, y)["loss"]
+        cold.fit(X, y)                                                # starts from the fitted coefficients
+    assert cold.evaluate(X, y)["loss"] < first
+    Xr, yr = ln.data.load_diabetes()
+    for solver in ("exact", "lbfgs", "newton", "sgd"):
+        m = ln.LinearRegression(solver=solver, fit_intercept=False, **({"lr": 0.5, "epochs": 50} if solver == "sgd"
+                                                                        else {})).fit(Xr, yr)
+        assert m.intercept_ == 0.0
+    ref = np.linalg.lstsq(Xr, yr, rcond=None)[0]
+    assert relerr(ln.LinearRegression(fit_intercept=False).fit(Xr, yr).coef_, ref) < 1e-10
+    assert relerr(ln.LinearRegression(solver="newton", fit_intercept=False, tol=1e-10).fit(Xr, yr).coef_, ref) < 1e-8
+
+
+# --- 7. the CLI's small things ------------------------------------------------------------------------------------------
+def test_cli_version_help_logs_and_metrics_csv(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"linearnets {ln.__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = capsys.readouterr().out.split("options:")[1]
+    for flag in ("--lr", "--batch-size", "--epochs", "--weight-decay", "--momentum", "--tol", "--seed",
+                 "--val-fraction", "--shuffle-buffer", "--no-standardize", "--solver"):
+        line = text[text.index(flag):].split("\n  -")[0]
+        assert "default" in line, flag
+    status, out, err = run_cli("train", "--data", "digits", "--epochs", 3, "--out", tmp_path / "o")
+    assert status == 0 and [line.split()[:2] for line in err.splitlines() if line.startswith("epoch")] == \
+        [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
+    csv = pd.read_csv(tmp_path / "o" / "metrics.csv")
+    assert list(csv["epoch"]) == [1, 2, 3] and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(csv.columns)
+    status, out, err = run_cli("evaluate", "--model", tmp_path / "o", "--data", "digits", "--json")
+    assert json.loads(out)["rows"] == "all 1797 rows of digits"
+    status, out, err = run_cli("data", "verify", "mnist", "--root", tmp_path / "none")
+    assert status == 2 and out.split()[0] == "missing"
