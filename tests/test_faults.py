@@ -415,7 +415,8 @@ def test_a_checkpoint_with_the_right_settings_but_wrong_shapes_is_skipped(tmp_pa
     (dict(seed=None), "Invalid seed: None"), (dict(seed="a"), "Invalid seed: 'a'"), (dict(seed=-1), "Invalid seed"),
     (dict(validation_fraction=float("nan"), early_stopping=True), "Invalid validation_fraction"),
     (dict(validation_fraction=-0.5), "Invalid validation_fraction"), (dict(momentum=1.0), "Invalid momentum"),
-    (dict(weight_decay=1e300, lr=0.1), "lr × weight_decay"), (dict(batch_size=0), "Invalid batch_size: 0"),
+    (dict(weight_decay=100.0, lr=0.1), "lr × weight_decay"), (dict(weight_decay=1e300), "Invalid weight_decay"),
+    (dict(batch_size=0), "Invalid batch_size: 0"),
     (dict(verbose=-1), "Invalid verbose"), (dict(solver=None), "Invalid solver"), (dict(tol=float("inf")), "Invalid tol"),
 ])
 def test_settings_are_checked_by_type_and_range(settings, fragment):

@@ -306,42 +306,58 @@ def _train(args, comm) -> int:
         fit_options.update(checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every or 0)
     if val_rows is not None:
         fit_options["eval_set"] = val_rows[0] if shards is not None else val_rows
-    if main:
-        fit_options["callbacks"] = [CsvLog(out / "metrics.csv")]          # the history, as training goes
     existed = out.exists()
-    t0 = time.perf_counter()
+    live = _live_history(out)
+    if main:
+        fit_options["callbacks"] = [CsvLog(live)]                       # the history, as training goes
+        if not args.quiet and live.parent != out:
+            print(f"history as training goes: {live} (OUT/metrics.csv keeps the previous model's until the "
+                  "new model is saved)", file=sys.stderr)
+    saved = False
     try:
+        t0 = time.perf_counter()
         model.fit(*train_rows, **fit_options)
-    except BaseException:
-        if main:                                         # a failed run leaves no partial outputs
-            (out / "metrics.csv").unlink(missing_ok=True)
+        seconds = time.perf_counter() - t0
+        train_metrics = model.evaluate(*train_rows, comm=comm)
+        val_metrics = None if val_rows is None else model.evaluate(*val_rows, comm=comm)
+        if model.resumed_from_ and main:
+            print(f"resumed from {model.resumed_from_}", file=sys.stderr)
+        elif args.resume and main:
+            print(f"no checkpoint in {out / 'checkpoints'}; started from scratch", file=sys.stderr)
+        if not main:
+            return 0                                     # rank 0 writes the results
+        metrics = {"dataset": name, "model": args.model, "solver": model.solver,
+                   "lr": getattr(model, "lr_", None), "standardize": model.standardize,
+                   "n_train": train_metrics["n"], "n_val": 0 if val_metrics is None else val_metrics["n"],
+                   "seconds": seconds, "world_size": comm.world_size,
+                   "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
+        with atomic_folder(out) as folder:               # the outputs replace the old ones as a unit
+            model.save(folder, atomic=False)
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+            write_history_csv(model.history_, folder / "metrics.csv")
+            training_curves(model.history_, folder / "curves.png",
+                            title=f"{args.model} · {name} · {model.solver}")
+        saved = True
+    finally:
+        if main and (live.parent != out or not saved):   # a failed run leaves no partial outputs
+            live.unlink(missing_ok=True)
             if not existed and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
-        raise
-    seconds = time.perf_counter() - t0
-    train_metrics = model.evaluate(*train_rows, comm=comm)
-    val_metrics = None if val_rows is None else model.evaluate(*val_rows, comm=comm)
-    if model.resumed_from_ and main:
-        print(f"resumed from {model.resumed_from_}", file=sys.stderr)
-    elif args.resume and main:
-        print(f"no checkpoint in {out / 'checkpoints'}; started from scratch", file=sys.stderr)
-    if not main:
-        return 0                                         # rank 0 writes the results
-    metrics = {"dataset": name, "model": args.model, "solver": model.solver, "lr": getattr(model, "lr_", None),
-               "standardize": model.standardize,
-               "n_train": train_metrics["n"], "n_val": 0 if val_metrics is None else val_metrics["n"],
-               "seconds": seconds, "world_size": comm.world_size,
-               "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
-    with atomic_folder(out) as folder:                   # the outputs replace the old ones as a unit
-        model.save(folder, atomic=False)
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        write_history_csv(model.history_, folder / "metrics.csv")
-        training_curves(model.history_, folder / "curves.png", title=f"{args.model} · {name} · {model.solver}")
     final = val_metrics or train_metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "n")
     print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if val_metrics else 'train'}: "
           f"{shown}; wrote {out}/model.safetensors, model.json, metrics.json, curves.png")
     return 0
+
+
+def _live_history(out: Path) -> Path:
+    """Where the per-epoch history is appended while training: ``OUT/metrics.csv`` when ``OUT`` holds
+    no model yet; beside ``OUT`` (``.OUT.history.csv.tmp``) when it holds one, whose files must stay
+    bitwise as they are until the new model replaces them as a unit (a killed run's file is removed
+    by the next run, like the other temporaries)."""
+    if (out / "model.json").exists() or (out / "metrics.csv").exists():
+        return out.parent / f".{out.name}.history.csv.tmp"
+    return out / "metrics.csv"
 
 
 def cmd_evaluate(args) -> int:

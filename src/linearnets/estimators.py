@@ -148,7 +148,7 @@ class _LinearModel(BaseEstimator):
         if get_solver(self.solver).squared_only and self._task == "classification":
             raise ConfigError(f"solver {self.solver!r} is the closed form of the squared loss; "
                               "use sgd, gd, newton, newton-cg or lbfgs for softmax regression")
-        settings.number("weight_decay", self.weight_decay, example="1e-4")
+        settings.number("weight_decay", self.weight_decay, high=1e10, example="1e-4")   # beyond: W = 0 in any dtype
         settings.flag("early_stopping", self.early_stopping)
         settings.fraction("validation_fraction", self.validation_fraction)
         settings.integer("n_iter_no_change", self.n_iter_no_change)

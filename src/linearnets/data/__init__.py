@@ -26,6 +26,7 @@ from .source import Block, DataSource, InMemory, Interleaved, Streamed, holdout
 from .synthetic import (
     FASHION_CLASSES,
     fashion_mnist_like,
+    handwritten_28x28,
     synthetic_classification,
     synthetic_regression,
 )
@@ -52,5 +53,6 @@ def load(name: str, *, split: str = "train", root=None, download: bool = True, s
 __all__ = ["Dataset", "load", "Shards", "open_shards", "Block", "DataSource", "InMemory", "Interleaved",
            "Streamed", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table",
            "synthetic_regression", "synthetic_classification", "fashion_mnist_like",
+           "handwritten_28x28",
            "FASHION_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "parse_idx",
            "write_idx", "fetch", "verify", "download_file", "sha256_file", "data_home", "DATASETS"]

@@ -78,3 +78,30 @@ def fashion_mnist_like(n: int = 60000, seed: int = 0) -> Dataset:
     ds = synthetic_classification(n=n, d=784, k=10, kind="images", seed=seed)
     return Dataset(ds.X, ds.y, name="synthetic-fashion", task="classification",
                    class_names=ds.class_names, image_shape=(28, 28))
+
+
+def handwritten_28x28(n: int = 5000, seed: int = 0) -> Dataset:
+    """Real handwritten digits at MNIST's shape: scikit-learn's 1 797 8×8 digits, each drawn
+    ``n / 1797`` times upsampled to 24×24 (bilinear), placed at a random offset of ±2 pixels in a
+    28×28 frame, with a little pixel noise; uint8-valued pixels in [0, 1], labels 0–9. A dataset of
+    another size and source than digits' 8×8 — for MNIST-format files (:func:`~linearnets.data.idx.write_idx`)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(digits.target), size=n)
+    src = digits.images / 16.0                                                    # (1797, 8, 8)
+    grid = (np.arange(24) + 0.5) / 3.0 - 0.5                                      # 24 points on 8 pixels
+    i0 = np.clip(np.floor(grid).astype(int), 0, 7)
+    i1 = np.clip(i0 + 1, 0, 7)
+    f = np.clip(grid - np.floor(grid), 0.0, 1.0)
+    rows = src[:, i0, :] * (1 - f)[None, :, None] + src[:, i1, :] * f[None, :, None]
+    big = rows[:, :, i0] * (1 - f)[None, None, :] + rows[:, :, i1] * f[None, None, :]   # (1797, 24, 24)
+    images = np.zeros((n, 28, 28))
+    dy, dx = rng.integers(0, 5, size=(2, n))
+    for i in range(n):
+        images[i, dy[i]:dy[i] + 24, dx[i]:dx[i] + 24] = big[pick[i]]
+    images = np.clip(images + 0.05 * rng.standard_normal(images.shape), 0.0, 1.0)
+    X = (np.round(images * 255.0) / 255.0).reshape(n, 784).astype(np.float32)
+    return Dataset(X, digits.target[pick].astype(np.int64), name="handwritten-28x28", task="classification",
+                   class_names=tuple(str(c) for c in range(10)), image_shape=(28, 28))
