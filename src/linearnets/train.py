@@ -158,7 +158,9 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
     reduced over the ranks. ``checkpoint`` (:class:`~linearnets.checkpoint.Checkpointer`): written
     after every epoch and, for minibatch solvers, every ``every_steps`` steps. Raises
     :class:`~linearnets.DivergenceError` at the first non-finite or exploding loss, with
-    ``state.params`` at the last parameters whose loss was finite.
+    ``state.params`` at the last parameters whose loss was finite. ``warn_unconverged``: a
+    full-batch solver that stops at ``epochs`` short of ``tol``, or stalls, warns
+    (ConvergenceWarning); off for deliberate budgets (the lab's).
     """
     if solver.squared_only and objective.loss.classification:
         raise ConfigError(f"solver {solver.name!r} is the closed form of the squared loss; "
@@ -195,10 +197,12 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
             stalled = stats.extra.pop("stalled", False)
             if stalled:                                      # no step lowers F: the data, or the dtype
                 _diagnose(source)
+            if stalled and warn_unconverged:
                 warnings.warn(f"{solver.name} stopped at epoch {epoch + 1}: its steps no longer lower the loss "
                               f"in {str(params.W.dtype).removeprefix('torch.')}, with max|∇F| = "
                               f"{stats.grad_max:.3g} > tol = {solver.config.tol:g}; use float64, a larger tol, or "
                               "standardized features", ConvergenceWarning, stacklevel=2)
+            if stalled:
                 if not stats.steps:                          # a failed line search is no epoch
                     if state.history:
                         state.history.last["stalled"] = True

@@ -85,7 +85,7 @@ def handwritten_28x28(n: int = 5000, seed: int = 0) -> Dataset:
     ``n / 1797`` times upsampled to 24×24 (bilinear), placed at a random offset of ±2 pixels in a
     28×28 frame, with a little pixel noise; uint8-valued pixels in [0, 1], labels 0–9. A dataset of
     another size and source than digits' 8×8 — for MNIST-format files (:func:`~linearnets.data.idx.write_idx`)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn is heavy to import; only this dataset needs it
 
     digits = load_digits()
     rng = np.random.default_rng(seed)

@@ -9,9 +9,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from .._io import quiet_native_stderr
+from ..autolr import auto_lr
+from ..params import Params
 from ..plots import plt
 from ..train import Callback
-from .base import Result, describe, verdict_from
+from .base import TIME, Result, describe, interleaved_times, robust, verdict_from, within
 from .tracking import problem_from, run_solver, subset
 
 ID = "C3"
@@ -20,14 +22,21 @@ CLAIM_ZH = ("在选取批量大小上，不能太小，太小不适合并行无�
             "也不适合太大，太大内存消耗增加浪费资源。")
 CLAIM_EN = ("The batch size must be neither too small — small batches cannot use parallel hardware fully — "
             "nor too large — large batches consume more memory and waste resources.")
-RUN = ("Softmax regression trained by the library's minibatch SGD (lr 0.1, fresh permutation each epoch) "
-       "on the training split, for batch sizes from 1 to n. For each: samples/s and seconds per step "
-       "(median of 3 epochs), peak memory allocated during SGD steps (PyTorch's profiler over 32 "
-       "steps: the running sum of allocations and frees), the training loss after a fixed number of epochs, and after a fixed "
-       "wall-clock budget.")
+RUN = ("Softmax regression trained by the library's minibatch SGD (fresh permutation each epoch) on the "
+       "training split (quick: its first 4 096 rows), for batch sizes from 1 to n, all at one learning rate (lr = \"auto\" for batch 1, "
+       "the smallest and safe for every batch). For each: samples/s and seconds per step (one epoch over "
+       "the same m rows per batch size, the batch sizes interleaved, repeated; the minimum over repeats "
+       "is the estimate, the median shows the load's effect), peak memory allocated during SGD steps "
+       "(PyTorch's profiler over 32 steps: the running sum of allocations and frees), the training loss "
+       "after a fixed number of epochs (equal samples), and after a fixed wall-clock budget (shown, not "
+       "judged: it depends on the machine).")
 CRITERION = ("supported when batch size 1 processes ≤ 1/5 of the samples/s of the fastest batch size "
-             "(small batches waste the hardware) and the peak memory at batch n is ≥ 10× that at "
-             "batch 1 (large batches cost memory)")
+             "(small batches waste the hardware: one row per step cannot fill the vector units — the "
+             "gap is 10–100× on any CPU or GPU, so 5× leaves a wide margin) and the peak memory at batch "
+             "n is ≥ 10× that at batch 1 (large batches cost memory: the activations grow with B). Judged "
+             "on time (throughput, min of interleaved repeats: inconclusive if the estimates from "
+             "minimum and median times fall on both sides of 1/5) and bytes (exact)")
+USES_DATASET = True
 
 
 def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> int:
@@ -53,48 +62,66 @@ def peak_step_memory(problem, batch_size: int, seed: int, steps: int = 32) -> in
 
 def run(config, deps=None) -> Result:
     Xtr, ytr, *_ = config.classification
-    problem = problem_from(Xtr, ytr, dtype=torch.float32, k=10)
+    problem = problem_from(Xtr, ytr, dtype=torch.float32, k=config.k)
+    if config.quick:                                             # a bounded amount of work on any dataset
+        problem = subset(problem, 4096)
     n = problem.n_total
     sizes = [1, 4, 16, 64, 256, n] if config.quick else [1, 2, 8, 32, 128, 512, 2048, n]
     sizes = sorted(set(min(b, n) for b in sizes))
+    lr = auto_lr(problem.objective, problem.source, Params.zeros(problem.d, problem.k, dtype=problem.dtype),
+                 batch_size=1, seed=config.seed)
     epochs_fixed = config.size(5, 10)
     budget = config.size(0.25, 2.0)
+    repeats = config.size(5, 7)
+    m = min(n, config.size(2048, 8192))                          # rows timed per batch size
+    timed = subset(problem, m)
+
+    def one_epoch(B):
+        return lambda: run_solver(timed, "sgd", epochs=max(1, -(-32 * B // m)), lr=lr, batch_size=min(B, m),
+                                  seed=config.seed)
+    times = interleaved_times({B: one_epoch(B) for B in sizes}, repeats=repeats)
+    fastest, typical = robust(times)
     rows = []
     for B in sizes:
-        _, hist, _ = run_solver(problem, "sgd", epochs=3, lr=0.1, batch_size=B, seed=config.seed)
-        epoch_s = float(np.median(hist.column("seconds")))
-        steps = -(-n // B)
-        params, _, _ = run_solver(problem, "sgd", epochs=epochs_fixed, lr=0.1, batch_size=B, seed=config.seed)
+        Bm, epochs_t = min(B, m), max(1, -(-32 * B // m))
+        steps = epochs_t * -(-m // Bm)
+        samples = epochs_t * m
+        params, _, _ = run_solver(problem, "sgd", epochs=epochs_fixed, lr=lr, batch_size=B, seed=config.seed)
         loss_epochs = float(problem.value(params))
-        # fixed wall-clock budget: as many epochs as fit
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()                                 # fixed wall-clock budget: as many epochs as fit
 
         class Budget(Callback):
             def on_epoch(self, state, record):
                 return time.perf_counter() - t0 >= budget
-        params, hist_b, _ = run_solver(problem, "sgd", epochs=100000, lr=0.1, batch_size=B,
+        params, hist_b, _ = run_solver(problem, "sgd", epochs=100000, lr=lr, batch_size=B,
                                        seed=config.seed, callbacks=[Budget()])
-        rows.append({"batch_size": B, "samples_per_s": n / epoch_s, "seconds_per_step": epoch_s / steps,
-                     "seconds_per_epoch": epoch_s, "peak_bytes": peak_step_memory(problem, B, config.seed),
+        rows.append({"batch_size": B, "samples_per_s": samples / fastest[B],
+                     "samples_per_s_median": samples / typical[B], "seconds_per_step": fastest[B] / steps,
+                     "seconds_per_epoch": fastest[B] * n / samples, "peak_bytes": peak_step_memory(problem, B, config.seed),
                      "loss_after_epochs": loss_epochs, "loss_after_budget": float(problem.value(params)),
                      "epochs_in_budget": len(hist_b)})
     sps = [r["samples_per_s"] for r in rows]
+    sps_med = [r["samples_per_s_median"] for r in rows]
     small_ratio = rows[0]["samples_per_s"] / max(sps)
+    small_ratio_med = rows[0]["samples_per_s_median"] / max(sps_med)
     mem_ratio = rows[-1]["peak_bytes"] / max(rows[0]["peak_bytes"], 1)
     best_budget = min(rows, key=lambda r: r["loss_after_budget"])["batch_size"]
     best_epochs = min(rows, key=lambda r: r["loss_after_epochs"])["batch_size"]
-    checks = {f"batch 1 runs at {small_ratio:.1%} of the best samples/s (≤ 20%)": small_ratio <= 0.2,
+    checks = {f"batch 1 runs at {small_ratio:.1%} of the best samples/s ({small_ratio_med:.1%} from median "
+              f"times; ≤ 20%)": within([small_ratio, small_ratio_med], high=0.2),
               f"peak memory at batch n is {mem_ratio:.0f}× that at batch 1 (≥ 10×)": mem_ratio >= 10}
-    numbers = {"n": n, "rows": rows, "batch1_throughput_fraction": small_ratio, "memory_ratio_n_vs_1": mem_ratio,
-               "fastest_batch_size": rows[int(np.argmax(sps))]["batch_size"],
+    numbers = {"n": n, "rows_timed": m, "lr": lr, "rows": rows, "batch1_throughput_fraction": small_ratio,
+               "memory_ratio_n_vs_1": mem_ratio, "fastest_batch_size": rows[int(np.argmax(sps))]["batch_size"],
                "best_batch_after_fixed_epochs": best_epochs, "best_batch_after_time_budget": best_budget}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"dataset": config.dataset, "lr": 0.1, "batch_sizes": sizes,
-                            "fixed_epochs": epochs_fixed, "time_budget_s": budget,
+                  settings={"dataset": config.dataset, "lr": lr, "batch_sizes": sizes, "rows_timed": m,
+                            "fixed_epochs": epochs_fixed, "time_budget_s": budget, "repeats": repeats,
                             "torch_threads": torch.get_num_threads()},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
                   reason=describe(checks) + f"; lowest loss after {budget:g} s at batch {best_budget}, "
-                                            f"after {epochs_fixed} epochs at batch {best_epochs}")
+                                            f"after {epochs_fixed} epochs at batch {best_epochs}",
+                  judged_on=TIME, repeats=repeats,
+                  spread={"batch1_throughput_fraction": [small_ratio, small_ratio_med]})
 
 
 def plot(result, folder) -> list[str]:

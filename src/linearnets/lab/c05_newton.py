@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from .. import data
 from ..params import Params
 from ..plots import plt
-from .base import Result, describe, verdict_from
+from .base import TIME, WORK, Result, describe, verdict_from, within
 from .tracking import Track, problem_from, run_solver
 
 ID = "C5"
@@ -20,14 +22,23 @@ CLAIM_EN = ("Newton's method uses the second derivative (the Hessian) and jumps 
             "of the quadratic approximation, whereas SGD iterates along the steepest first-order "
             "direction with a suitable learning rate; so in theory Newton is faster than SGD.")
 RUN = ("Two convex problems: linear regression on diabetes (the exact optimum from the closed form) "
-       "and softmax regression with weight decay λ = 1e-3 on the standardised training split "
-       "(optimum from Newton run to max|∇F| ≤ 1e-12). Newton (explicit Hessian, line search), "
-       "full-batch GD (lr = 1/λ_max of the Hessian at the start) and minibatch SGD (batch 32) from "
-       "zero; the suboptimality F − F* is recorded after every iteration (epoch for SGD) with the "
-       "recording time excluded from the clock.")
-CRITERION = ("supported when Newton solves linear regression in 1 iteration (F − F* ≤ 1e-10), reaches "
-             "F − F* ≤ 1e-8 on softmax regression in ≤ 20 iterations, and reaches it sooner in wall time "
-             "than GD and SGD (which may not reach it at all within their budgets)")
+       "and softmax regression with weight decay λ = 1e-3 on the standardised training split (quick: "
+       "its first 2 000 rows; 28×28 images pooled 2×2; optimum from Newton run to max|∇F| ≤ 1e-12). "
+       "Newton (explicit Hessian, line search), full-batch GD (lr = 1/λ_max of the Hessian at the "
+       "start) and minibatch SGD (batch 32, lr = 0.5/λ_max) from zero; the relative suboptimality "
+       "s = (F − F*)/(F₀ − F*) is recorded after every iteration (epoch for SGD), the recording time "
+       "excluded from the clock. Where GD or SGD also reaches the target, the race is rerun and timed "
+       "again (minimum of 3).")
+TARGET = 1e-8
+CRITERION = (f"supported when Newton solves linear regression in 1 iteration (s ≤ 1e-10: float64 round-off of a "
+             f"well-posed solve, far below any first-order method's first step), reaches s ≤ {TARGET:g} on "
+             "softmax regression in fewer iterations than GD and fewer than SGD's epochs (which may not "
+             "reach it at all within budgets ≥ 10× Newton's) with a quadratic phase (some iteration with "
+             "s ≤ 1e-3 whose next s is ≤ s^1.5 — Newton's local rate is quadratic, exponent 2; first-order "
+             "methods converge linearly), and reaches it sooner in wall time than GD and SGD on both "
+             "problems. Iterations are work (exact for a seed); seconds are time: a race both solvers "
+             "finish within 2× of each other is inconclusive")
+USES_DATASET = True
 
 
 def _pool(X: np.ndarray, side: int) -> np.ndarray:
@@ -38,20 +49,23 @@ def _pool(X: np.ndarray, side: int) -> np.ndarray:
 
 def softmax_problem(config, weight_decay=1e-3):
     Xtr, ytr, *_ , ds = config.classification
+    if config.quick:
+        Xtr, ytr = Xtr[:2000], ytr[:2000]
     pooled = False
-    if Xtr.shape[1] > 256 and ds.image_shape:
+    if Xtr.shape[1] > 256 and ds.image_shape and ds.image_shape[0] % 2 == 0 and ds.image_shape[1] % 2 == 0:
         Xtr, pooled = _pool(Xtr, ds.image_shape[0]), True
     mu, sd = Xtr.mean(0), Xtr.std(0)
     Xs = (Xtr - mu) / np.where(sd > 0, sd, 1.0)
-    return problem_from(Xs, ytr, weight_decay=weight_decay, k=10), pooled
+    return problem_from(Xs, ytr, weight_decay=weight_decay, k=config.k), pooled
 
 
 def _curves(problem, F_star, solver, epochs, **settings):
     track = Track(problem)
-    params, history, diverged = run_solver(problem, solver, epochs=epochs, callbacks=[track], **settings)
+    run_solver(problem, solver, epochs=epochs, callbacks=[track], **settings)
     F0 = float(problem.value(Params.zeros(problem.d, problem.k, dtype=problem.dtype)))
-    sub = [F0 - F_star] + [max(v - F_star, 0.0) for v in track.values]
-    return {"iterations": list(range(len(sub))), "seconds": [0.0] + track.seconds, "suboptimality": sub}
+    sub = [1.0] + [max(v - F_star, 0.0) / (F0 - F_star) for v in track.values]
+    return {"iterations": list(range(len(sub))), "seconds": [0.0] + track.seconds, "suboptimality": sub,
+            "settings": settings, "epochs": epochs}
 
 
 def _first_below(curve, level):
@@ -59,6 +73,24 @@ def _first_below(curve, level):
         if v <= level:
             return it, s
     return None, None
+
+
+def quadratic_phase(sub) -> float | None:
+    """The largest log s_{t+1} / log s_t over iterations with s_t ≤ 1e-3 (2 for a quadratic rate,
+    → 1 for a linear one); steps landing at 0 (round-off) tell nothing and are left out. None when
+    there is no such step."""
+    rates = [math.log(b) / math.log(a) for a, b in zip(sub, sub[1:]) if 0 < a <= 1e-3 and b > 0]
+    return max(rates) if rates else None
+
+
+def _race(problem, F_star, fast, slow, repeats=3):
+    """(seconds to the target: fast solver, slow solver) as minimum and median over ``repeats`` reruns."""
+    t = {"fast": [], "slow": []}
+    for _ in range(repeats):
+        for key, c in (("fast", fast), ("slow", slow)):
+            again = _curves(problem, F_star, c["solver"], c["epochs"], **c["settings"])
+            t[key].append(_first_below(again, TARGET)[1])
+    return t
 
 
 def run(config, deps=None) -> Result:
@@ -69,49 +101,71 @@ def run(config, deps=None) -> Result:
     zero = Params.zeros(lin.d, 1, dtype=torch.float64)
     L_lin = float(torch.linalg.eigvalsh(lin.hessian(zero)).max())
     budget = config.size(200, 2000)
-    curves = {"linear": {
-        "newton": _curves(lin, F_lin, "newton", 5, tol=1e-12),
-        "gd": _curves(lin, F_lin, "gd", budget, lr=1.0 / L_lin, tol=0.0),
-        "sgd": _curves(lin, F_lin, "sgd", config.size(30, 200), lr=0.5 / L_lin, batch_size=32, seed=config.seed),
-    }}
+    sgd_epochs = config.size(30, 100)
+    plan = {"linear": {"newton": ("newton", 5, dict(tol=1e-12)),
+                       "gd": ("gd", budget, dict(lr=1.0 / L_lin, tol=0.0)),
+                       "sgd": ("sgd", sgd_epochs, dict(lr=0.5 / L_lin, batch_size=32, seed=config.seed))}}
     sm, pooled = softmax_problem(config)
     star = Params.zeros(sm.d, sm.k, dtype=torch.float64)
     run_solver(sm, "newton", epochs=100, params=star, tol=1e-12)
     F_sm = float(sm.value(star))
     L_sm = float(torch.linalg.eigvalsh(sm.hessian(Params.zeros(sm.d, sm.k, dtype=torch.float64))).max())
-    curves["softmax"] = {
-        "newton": _curves(sm, F_sm, "newton", 30, tol=1e-12),
-        "gd": _curves(sm, F_sm, "gd", budget, lr=1.0 / L_sm, tol=0.0),
-        "sgd": _curves(sm, F_sm, "sgd", config.size(30, 100), lr=0.5 / L_sm, batch_size=32, seed=config.seed),
-    }
+    plan["softmax"] = {"newton": ("newton", 30, dict(tol=1e-12)),
+                       "gd": ("gd", budget, dict(lr=1.0 / L_sm, tol=0.0)),
+                       "sgd": ("sgd", sgd_epochs, dict(lr=0.5 / L_sm, batch_size=32, seed=config.seed))}
+    problems = {"linear": (lin, F_lin), "softmax": (sm, F_sm)}
+    curves = {p: {name: _curves(problems[p][0], problems[p][1], solver, epochs, **settings)
+                  for name, (solver, epochs, settings) in plan[p].items()} for p in plan}
     lin_newton_1 = curves["linear"]["newton"]["suboptimality"][1]
-    reach = {f"{p}/{s}": _first_below(curves[p][s], 1e-8) for p in curves for s in curves[p]}
-    it_sm, t_sm = reach["softmax/newton"]
-
-    def sooner(other):
-        t = reach[other][1]
-        return t_sm is not None and (t is None or t_sm < t)
-    checks = {f"Newton, linear: F − F* after 1 iteration = {lin_newton_1:.1e} ≤ 1e-10": lin_newton_1 <= 1e-10,
-              f"Newton, softmax: F − F* ≤ 1e-8 after {it_sm} iterations (≤ 20)": it_sm is not None and it_sm <= 20,
-              "Newton reaches 1e-8 sooner than GD and SGD on both problems":
-                  sooner("softmax/gd") and sooner("softmax/sgd")
-                  and reach["linear/newton"][1] is not None
-                  and all(reach[f"linear/{s}"][1] is None or reach["linear/newton"][1] < reach[f"linear/{s}"][1]
-                          for s in ("gd", "sgd"))}
+    reach = {f"{p}/{s}": _first_below(curves[p][s], TARGET) for p in curves for s in curves[p]}
+    it_sm = reach["softmax/newton"][0]
+    fewer = it_sm is not None and all(reach[f"softmax/{s}"][0] is None or it_sm < reach[f"softmax/{s}"][0]
+                                      for s in ("gd", "sgd"))
+    q = quadratic_phase(curves["softmax"]["newton"]["suboptimality"])
+    races, spread, sooner = {}, {}, True
+    for p in curves:
+        if reach[f"{p}/newton"][0] is None:
+            sooner = False
+            continue
+        for s in ("gd", "sgd"):
+            if reach[f"{p}/{s}"][0] is None:
+                continue                                   # never reached: Newton is sooner, whatever the clock
+            spec = {k: {"solver": plan[p][k][0], "epochs": plan[p][k][1], "settings": plan[p][k][2]}
+                    for k in ("newton", s)}
+            t = _race(problems[p][0], problems[p][1], spec["newton"], spec[s])
+            ratios = [min(t["slow"]) / min(t["fast"]), float(np.median(t["slow"]) / np.median(t["fast"]))]
+            races[f"{p}/{s}"], spread[f"{p}/{s} over newton, seconds"] = t, ratios
+            ok = within(ratios, low=2.0)                   # clearly sooner
+            ok = ok if ok else (False if within(ratios, high=0.5) else None)   # clearly later, or too close
+            sooner = (sooner and ok) if ok is not True else sooner
+    checks = {f"Newton, linear: s after 1 iteration = {lin_newton_1:.1e} ≤ 1e-10": lin_newton_1 <= 1e-10,
+              f"Newton, softmax: s ≤ {TARGET:g} after {it_sm} iterations; GD: {reach['softmax/gd'][0]} "
+              f"(budget {budget}), SGD: {reach['softmax/sgd'][0]} epochs (budget {sgd_epochs})": fewer,
+              f"quadratic phase: max log s_(t+1) / log s_t = {q if q is None else round(q, 2)} (≥ 1.5)":
+                  q is not None and q >= 1.5,
+              "Newton reaches the target sooner in wall time than GD and SGD on both problems"
+              + (f" (races rerun: {', '.join(races)})" if races else ""): sooner}
     numbers = {"linear_newton_suboptimality_after_1": lin_newton_1,
-               "softmax_newton_iterations_to_1e-8": it_sm, "softmax_newton_seconds_to_1e-8": t_sm,
-               "reach_1e-8": {k: {"iteration": v[0], "seconds": v[1]} for k, v in reach.items()},
+               "softmax_newton_iterations_to_target": it_sm,
+               "target_relative_suboptimality": TARGET, "quadratic_rate": q,
+               "iterations_to_target": {k: v[0] for k, v in reach.items()},
                "final_suboptimality": {f"{p}/{s}": curves[p][s]["suboptimality"][-1] for p in curves for s in curves[p]},
                "optimal_loss": {"linear": F_lin, "softmax": F_sm},
                "hessian_lambda_max": {"linear": L_lin, "softmax_at_zero": L_sm},
-               "softmax_parameters": (sm.d + 1) * sm.k}
+               "softmax_rows": sm.n_total, "softmax_parameters": (sm.d + 1) * sm.k,
+               "budgets": {"gd_iterations": budget, "sgd_epochs": sgd_epochs}}
+    for c in (c for p in curves.values() for c in p.values()):
+        c.pop("settings"), c.pop("epochs")
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
                   settings={"dataset": config.dataset, "weight_decay": 1e-3, "gd_iterations": budget,
-                            "sgd_batch_size": 32, "pooled_2x2": pooled},
+                            "sgd_epochs": sgd_epochs, "sgd_batch_size": 32, "pooled_2x2": pooled,
+                            "softmax_rows": sm.n_total},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
-                  reason=describe(checks), series=curves,
-                  nulls={k: "None where the solver did not reach F − F* ≤ 1e-8 within its budget"
-                         for k in ("reach_1e-8", "softmax_newton_iterations_to_1e-8", "softmax_newton_seconds_to_1e-8")})
+                  reason=describe(checks), series=curves, judged_on=TIME if races else WORK,
+                  repeats=3 if races else 1, spread=spread,
+                  timings={"seconds_to_target": {k: v[1] for k, v in reach.items()}, "races": races},
+                  nulls={k: "None where the solver did not reach the target within its budget"
+                         for k in ("iterations_to_target", "softmax_newton_iterations_to_target", "quadratic_rate")})
 
 
 def plot(result, folder) -> list[str]:
@@ -121,17 +175,17 @@ def plot(result, folder) -> list[str]:
         for c, xkey in enumerate(("iterations", "seconds")):
             ax = axes[r, c]
             for solver, curve in result.series[problem].items():
-                sub = np.maximum(np.asarray(curve["suboptimality"], float), 1e-16)
+                sub = np.maximum(np.asarray(curve["suboptimality"], float), 1e-17)
                 x = np.asarray(curve[xkey], float)
                 if xkey == "seconds":                      # log time axis: from the first iteration on
                     x, sub = x[1:], sub[1:]
                 ax.plot(x, sub, marker="o" if solver == "newton" else None, ms=4, label=labels[solver])
             ax.set_yscale("log")
-            ax.axhline(1e-8, color="grey", ls=":", lw=1)
+            ax.axhline(TARGET, color="grey", ls=":", lw=1)
             if xkey == "seconds":
                 ax.set_xscale("log")
             ax.set(xlabel="iteration (epoch for SGD)" if xkey == "iterations" else "seconds",
-                   ylabel="F − F*", title=f"{problem} regression — vs {xkey}")
+                   ylabel="(F − F*) / (F₀ − F*)", title=f"{problem} regression — vs {xkey}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     name = "C5_newton_vs_gd_sgd.png"

@@ -30,7 +30,7 @@ RUN = ("F(u, v) = u² − v² + v⁴/4 written as a finite sum of n = 1000 terms
        "each for 300 steps.")
 CRITERION = ("supported when Newton from both starts ends at a point with |∇F| ≤ 1e-8 where the Hessian "
              "has a negative eigenvalue (a saddle), and SGD from the same start A reaches a minimum "
-             "(F ≤ −0.99) in at least 9 of 10 seeds")
+             "(F ≤ −0.99) in at least 9 of 10 seeds. Judged on work (steps, values): exactly reproducible for a seed")
 
 SIGMA, N, LR, STEPS, BATCH = 0.5, 1000, 0.05, 300, 10
 

@@ -17,21 +17,29 @@ CLAIM_ZH = ("神经网络输出为 o = Wx + b；模型预测输出为 ŷ = argma
 CLAIM_EN = ("The network outputs o = Wx + b; the prediction is ŷ = argmax_i o_i; we want the confidence of "
             "the correct class to exceed the others by a margin, o_y − o_i ≥ Δ(y, i); softmax turns the "
             "outputs into a probability distribution.")
-RUN = ("SoftmaxRegression (cross-entropy, minibatch SGD, lr 0.5, batch 32) trained on the training "
-       "split, evaluated on the test split after every epoch. On the test split: the confusion matrix, "
+RUN = ("SoftmaxRegression (cross-entropy, minibatch SGD, lr \"auto\", batch 32) trained on the training "
+       "split, evaluated on the test split after every epoch. The reference on the same split: the "
+       "optimum of scikit-learn's LogisticRegression objective at its default C = 1 (mean cross-entropy "
+       "+ ‖W‖²/(2·C·n), intercept unpenalised), computed by the library's L-BFGS to max|∇F| ≤ 1e-6. On the test split: the confusion matrix, "
        "a grid of images with true and predicted labels, and the distribution of margins "
        "o_y − max_{i≠y} o_i.")
 CRITERION = ("supported when, on every test sample, argmax o equals argmax softmax(o) equals the "
              "prediction, every softmax row is a distribution (entries in (0, 1], sums within 1e-6 of 1), "
-             "the fraction of positive margins equals the test accuracy, and the test accuracy is "
-             "≥ 0.9 on digits/MNIST (≥ 0.8 on Fashion-MNIST)")
+             "the fraction of positive margins equals the test accuracy, and the test accuracy is within "
+             "0.03 of the reference's on the same split (a few epochs of SGD are not run to the optimum: 3 "
+             "points is the gap allowed an early-stopped fit — an absolute bar would judge the dataset, "
+             "not the model). Judged on work: exactly reproducible for a seed")
+USES_DATASET = True
+MARGIN = 0.03
 
 
 def run(config, deps=None) -> Result:
     Xtr, ytr, Xte, yte, ds = config.classification
     epochs = config.size(15, 30)
-    model = SoftmaxRegression(solver="sgd", lr=0.5, batch_size=32, epochs=epochs, seed=config.seed)
+    model = SoftmaxRegression(solver="sgd", lr="auto", batch_size=32, epochs=epochs, seed=config.seed)
     model.fit(Xtr, ytr, eval_set=(Xte, yte))
+    reference = SoftmaxRegression(solver="lbfgs", weight_decay=1.0 / len(ytr), epochs=None, tol=1e-6).fit(Xtr, ytr)
+    ref_acc = float(reference.score(Xte, yte))
     Z = logits(model, Xte)                                       # logits o (n, k)
     P = model.predict_proba(Xte)
     pred = model.predict(Xte)
@@ -46,16 +54,16 @@ def run(config, deps=None) -> Result:
     np.fill_diagonal(off, 0)
     i, j = np.unravel_index(np.argmax(off), off.shape)
     names = ds.class_names or tuple(str(c) for c in model.classes_)
-    bar = 0.8 if config.dataset == "fashion-mnist" else 0.9
     checks = {"argmax o = argmax softmax(o) = prediction on every test sample":
                   bool(np.all(Z.argmax(1) == P.argmax(1)) and np.all(model.classes_[Z.argmax(1)] == pred)),
               f"softmax rows: max |Σ − 1| = {np.abs(P.sum(1) - 1).max():.1e}, entries in (0, 1]":
                   bool(np.abs(P.sum(1) - 1).max() <= 1e-6 and (P > 0).all() and (P <= 1).all()),
               f"positive margins {np.mean(margin > 0):.4f} = accuracy {acc:.4f}": bool(np.mean(margin > 0) == acc),
-              f"test accuracy {acc:.3f} ≥ {bar}": acc >= bar}
+              f"test accuracy {acc:.3f} ≥ reference {ref_acc:.3f} − {MARGIN}": acc >= ref_acc - MARGIN}
     rng = np.random.default_rng(config.seed)
     show = rng.choice(len(yte), 24, replace=False)
-    numbers = {"test_accuracy": acc, "train_accuracy": float(model.score(Xtr, ytr)),
+    numbers = {"test_accuracy": acc, "reference_test_accuracy": ref_acc, "lr": model.lr_,
+               "train_accuracy": float(model.score(Xtr, ytr)),
                "epochs": epochs, "confusion_matrix": cm, "classes": [str(c) for c in names],
                "most_confused": {"true": names[i], "predicted": names[j], "count": int(off[i, j])},
                "margin_median_correct": float(np.median(margin[margin > 0])),
@@ -68,7 +76,8 @@ def run(config, deps=None) -> Result:
               "pred": [names[k] for k in np.searchsorted(model.classes_, pred[show])],
               "image_shape": ds.image_shape}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"dataset": config.dataset, "solver": "sgd", "lr": 0.5, "batch_size": 32,
+                  settings={"dataset": config.dataset, "solver": "sgd", "lr": "auto", "batch_size": 32,
+                            "reference": "L-BFGS on LogisticRegression(C=1)'s objective",
                             "epochs": epochs, "n_train": len(ytr), "n_test": len(yte)},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
                   reason=describe(checks), series=series,

@@ -23,11 +23,16 @@ CLAIM_EN = ("The gradient of cross-entropy is ŷ − y, proportional to the erro
 RUN = ("(1) The notes' worked example, both losses. (2) For k = 10 classes, logits with the true class's "
        "probability p swept from 1e-4 to 1 − 1e-4: loss value and gradient norm w.r.t. the logits of CE, of "
        "MSE on softmax (exact Jacobian), and of the notes' diagonal formula (ŷ−y)ŷ(1−ŷ). (3) The same "
-       "SoftmaxRegression (SGD, lr 0.5, batch 32) trained with each loss; epochs to a target test accuracy.")
+       "SoftmaxRegression (SGD, batch 32, one learning rate for both: cross-entropy's lr \"auto\") trained "
+       "with each loss; epochs to a target test accuracy set from the data: 95 % of the better final "
+       "accuracy of the two.")
 CRITERION = ("supported when CE's gradient equals ŷ − y (to 1e-12), MSE's gradient norm at p = 1e-3 "
-             "(confidently wrong) is ≤ 1/10 of CE's, and CE reaches the target test accuracy in fewer "
-             "epochs than MSE (or MSE never does within the budget). The worked example is reported, "
-             "not judged: it is an illustration, not the claim")
+             "(confidently wrong) is ≤ 1/10 of CE's, and CE reaches the target test accuracy (95 % of the "
+             "better final test accuracy of the two losses, so the bar follows the dataset) in fewer epochs "
+             "than MSE (or MSE never does within the budget). The worked example is reported, not judged: "
+             "it is an illustration, not the claim. Judged on work (epochs): exactly reproducible for a seed")
+USES_DATASET = True
+TARGET_FRACTION = 0.95
 
 K = 10
 
@@ -74,19 +79,21 @@ def run(config, deps=None) -> Result:
 
     Xtr, ytr, Xte, yte, _ = config.classification
     epochs = config.size(20, 50)
-    target = 0.8 if config.dataset == "fashion-mnist" else 0.9
-    curves, reach = {}, {}
+    curves, reach, lr = {}, {}, "auto"
     for loss in ("cross_entropy", "mse"):
-        m = SoftmaxRegression(solver="sgd", loss=loss, lr=0.5, batch_size=32, epochs=epochs, seed=config.seed)
+        m = SoftmaxRegression(solver="sgd", loss=loss, lr=lr, batch_size=32, epochs=epochs, seed=config.seed)
         m.fit(Xtr, ytr, eval_set=(Xte, yte))
+        lr = m.lr_                                                # MSE trains at CE's rate: one SGD, two losses
         curves[loss] = {"test_acc": [h["val_accuracy"] for h in m.history_],
                         "train_loss": [h["loss"] for h in m.history_]}
-        reach[loss] = next((i + 1 for i, a in enumerate(curves[loss]["test_acc"]) if a >= target), None)
+    target = TARGET_FRACTION * max(c["test_acc"][-1] for c in curves.values())
+    for loss, c in curves.items():
+        reach[loss] = next((i + 1 for i, a in enumerate(c["test_acc"]) if a >= target), None)
     ce_faster = reach["cross_entropy"] is not None and (reach["mse"] is None or reach["cross_entropy"] < reach["mse"])
     checks = {f"CE gradient = ŷ − y (max error {ce_err:.1e})": ce_err <= 1e-12,
               f"at p = 1e-3: |∇MSE| = {mse_g:.2e} vs |∇CE| = {ce_g:.2f} (ratio {mse_g / ce_g:.1e} ≤ 0.1)":
                   mse_g / ce_g <= 0.1,
-              f"epochs to {target:.0%} test accuracy: CE {reach['cross_entropy']}, MSE {reach['mse']}": ce_faster}
+              f"epochs to test accuracy {target:.3f}: CE {reach['cross_entropy']}, MSE {reach['mse']}": ce_faster}
     reason = describe(checks) + (
         f". Worked example: mean-squared error 0.02 vs 0.32 ({ratio_mse:.0f}× apart), cross-entropy "
         f"{r['cross_entropy']:.3f} vs {w['cross_entropy']:.3f} ({ratio_ce:.1f}× apart) — here MSE is *not* "
@@ -94,10 +101,12 @@ def run(config, deps=None) -> Result:
     numbers = {"worked_example": example, "worked_example_ratio_mse": ratio_mse,
                "worked_example_ratio_ce": ratio_ce, "ce_grad_equals_yhat_minus_y_max_error": ce_err,
                "grad_norm_at_p_1e-3": {"cross_entropy": ce_g, "mse": mse_g},
-               "target_accuracy": target, "epochs_to_target": reach,
+               "target_accuracy": target, "target_fraction_of_best_final": TARGET_FRACTION, "lr": lr,
+               "epochs_to_target": reach,
                "final_test_accuracy": {k: v["test_acc"][-1] for k, v in curves.items()}}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"classes": K, "dataset": config.dataset, "lr": 0.5, "batch_size": 32,
+                  settings={"classes": K, "dataset": config.dataset, "lr": "auto (cross-entropy's, for both)",
+                            "batch_size": 32,
                             "epochs": epochs, "mse_definition": "½‖softmax(o) − y‖², mean over samples"},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,
                   reason=reason, series={"sweep": rows, "curves": curves},

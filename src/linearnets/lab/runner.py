@@ -37,6 +37,8 @@ def run_lab(config: LabConfig, out, *, only=None, progress=None) -> list[Result]
             if dep not in needed:
                 needed.append(dep)
     order = [c for c in CLAIMS if c in needed]
+    if any(getattr(CLAIMS[c], "USES_DATASET", False) for c in order):
+        _ = config.classification                                # load and check the data before any claim runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Result] = {}

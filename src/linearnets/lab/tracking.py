@@ -68,7 +68,7 @@ def run_solver(problem: FullBatch, solver: str, *, epochs: int, params: Params |
     cfg = SolverConfig(epochs=epochs, **settings)
     try:
         train(problem.source, problem.objective, get_solver(solver)(cfg), state, epochs=epochs,
-              callbacks=list(callbacks))
+              callbacks=list(callbacks), warn_unconverged=False)     # the lab's budgets are deliberate
         return state.params, state.history, False
     except DivergenceError:
         return state.params, None, True

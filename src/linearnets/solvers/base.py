@@ -148,9 +148,10 @@ class Solver:
     FLAT_STEPS = 20
 
     def no_progress(self, before: float, after: float, dtype: torch.dtype) -> bool:
-        """True once ``FLAT_STEPS`` steps in a row have lowered F by less than 10 ulps of |F|: the
-        solver can make no more progress in ``dtype`` (float32 below its gradient floor)."""
-        flat = before - after <= 10 * torch.finfo(dtype).eps * max(abs(before), 1e-30)
+        """True once ``FLAT_STEPS`` steps in a row have changed F by less than 10 ulps of |F|: the
+        solver can make no more progress in ``dtype`` (float32 below its gradient floor). A step that
+        raises F by more is no stall but an overshoot (too large a rate: the divergence guard's case)."""
+        flat = abs(before - after) <= 10 * torch.finfo(dtype).eps * max(abs(before), 1e-30)
         self._flat = getattr(self, "_flat", 0) + 1 if flat else 0
         return self._flat >= self.FLAT_STEPS
 
