@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import linearnets as ln
-from linearnets.lab.base import LabConfig, checked_split, describe, robust, unexplained, verdict_from, within
+from linearnets.lab.base import LabConfig, both, checked_split, describe, robust, unexplained, verdict_from, within
 from linearnets.lab.c04_default_solver import dependency
 from linearnets.plots import figure_series, plt
 
@@ -104,7 +104,13 @@ def test_key_numbers_per_claim(quick_lab):
 
 
 def test_results_say_how_each_verdict_was_measured(quick_lab):
-    _, _, _, claims, _ = quick_lab
+    out, _, _, claims, _ = quick_lab
+    page = (out / "index.html").read_text()
+    for claim, playground in (("C2", "regression"), ("C9", "softmax"), ("C7", "saddle"), ("C10", "losses")):
+        section = page.split(f'<section id="{claim}">')[1].split("</section>")[0]
+        assert f'href="../{playground}"' in section                       # each claim links to its playground
+        assert ("Judged on work" in section) == (claims[claim]["measurement"]["judged_on"] == "work")
+    assert "seconds, measured beside the key numbers" in page
     judged = {cid: c["measurement"]["judged_on"] for cid, c in claims.items()}
     assert judged["C3"] == judged["C6"] == "time"
     for cid in ("C1", "C2", "C4", "C7", "C8", "C9", "C10", "C11"):
@@ -114,7 +120,7 @@ def test_results_say_how_each_verdict_was_measured(quick_lab):
         assert m["deterministic_for_seed"] == (m["judged_on"] == "work")
         assert ("Judged on work" in c["criterion"]) == (m["judged_on"] == "work") or c["id"] in ("C3", "C5", "C6")
         if m["judged_on"] == "time":
-            assert m["repeats"] >= 5 and m["spread"]
+            assert m["repeats"] >= 3 and m["spread"]
             for low_high in m["spread"].values():
                 assert len(low_high) == 2
 
@@ -177,6 +183,8 @@ def test_verdicts_follow_the_numbers():
     assert verdict_from({"a": True}, inconclusive=True) == "inconclusive"
     assert verdict_from({"a": True, "b": None}) == "inconclusive"          # a spread straddling a threshold
     assert verdict_from({"a": False, "b": None}) == "not supported"
+    assert verdict_from({"a": np.False_, "b": True}) == "not supported"      # NumPy's bools count too
+    assert describe({"a": np.True_, "b": np.False_}) == "✓ a; ✗ b"
     assert describe({"x": True, "y": False, "z": None}) == "✓ x; ✗ y; ? z"
 
 
@@ -185,6 +193,8 @@ def test_a_measurement_straddling_its_threshold_is_inconclusive():
     assert within([3.5, 3.7], 2.4, 3.6) is None                          # min and median disagree
     assert within([3.7, 3.9], 2.4, 3.6) is False
     assert within([0.1, 0.3], high=0.2) is None
+    assert within([float("nan"), 3.0], 2.4, 3.6) is None                  # a failed measurement: no evidence
+    assert [both(True, None), both(None, False), both(True, True), both(None, True)] == [None, False, True, None]
     lo, med = robust({"a": np.array([3.0, 1.0, 2.0]), "b": np.array([5.0, 4.0, 9.0])})
     assert lo == {"a": 1.0, "b": 4.0} and med == {"a": 2.0, "b": 5.0}
     # a claim built on a measured claim inherits its inconclusive verdict, never a flip

@@ -5,6 +5,7 @@
     linearnets predict   --model runs/digits --input x.csv --output preds.csv [--proba]
     linearnets data      list | download NAME | verify NAME
     linearnets lab       [--quick] [--only C2,C10] [--dataset digits] [--out DIR] [--seed N]
+    linearnets lab --serve [--port N] [--host H] [--no-browser]
 
 Errors caused by input are printed as one line and exit with status 2 (``--debug``
 shows the traceback).
@@ -29,7 +30,9 @@ from .bench import BENCHMARKS
 from .distributed import LOCAL, init_from_env
 from .errors import LinearnetsError, OutputError
 from .estimators import LinearRegression, SoftmaxRegression, load
+from .lab.base import DATASETS as LAB_DATASETS
 from .lab.runner import run_cli
+from .playground.server import serve
 from .plots import training_curves
 from .progress import CsvLog, write_history_csv
 from .version import __version__
@@ -151,10 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lab", help="run the lab: measure, plot and judge every claim of the notes")
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     p.add_argument("--only", help="comma-separated claim ids, e.g. C2,C10")
-    p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
+    p.add_argument("--dataset", default="digits", choices=list(LAB_DATASETS),
+                   help="the classification claims' data (fashion-mnist and mnist from --data-root)")
     p.add_argument("--out", default="lab-report", help="report folder (default: lab-report)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", help="folder of MNIST/Fashion-MNIST files")
+    p.add_argument("--serve", action="store_true",
+                   help="start the interactive lab (playgrounds in the browser) instead; the report in --out "
+                        "is served beside it")
+    p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="--serve: port (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="--serve: do not open a browser")
 
     p = sub.add_parser("bench", help="side-by-side performance benchmarks (see BENCHMARKS.md)")
     p.add_argument("which", nargs="*", default=["sgd", "exact", "optimum"],
@@ -448,6 +458,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    if args.serve:
+        return serve(args.host, args.port, args.out, open_browser=not args.no_browser)
     return run_cli(args)
 
 

@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from ._io import atomic_write_text, jsonable
+from .playground import PLAYGROUND_OF, PLAYGROUNDS
 
 CSS = """
 :root { --ok:#1a7f37; --no:#cf222e; --maybe:#9a6700; --line:#d0d7de; --muted:#57606a; }
@@ -89,6 +90,16 @@ def _cls(verdict: str) -> str:
     return verdict.replace(" ", "-")
 
 
+def _playground_link(claim: str) -> str:
+    """A link to the claim's playground: it resolves when the report is served by
+    ``linearnets lab --serve`` (at /report/); from disk the text says how to start it."""
+    name = PLAYGROUND_OF.get(claim)
+    if name is None:
+        return ""
+    return (f'<p class="play">Try it: <a href="../{name}">the {html.escape(PLAYGROUNDS[name][0].lower())} '
+            f'playground</a> (with <code>linearnets lab --serve</code>)</p>')
+
+
 def write_report(results, meta: dict, path, figures_dir) -> None:
     e = html.escape
     figures_dir = Path(figures_dir)
@@ -103,6 +114,18 @@ def write_report(results, meta: dict, path, figures_dir) -> None:
         settings = "".join(f'<tr><td>{e(str(k))}</td><td class="num">{e(_fmt(v))}</td></tr>'
                            for k, v in jsonable(r.settings).items())
         figs = "".join(_img(figures_dir / f) for f in r.figures)
+        if r.judged_on == "work":
+            how = "Judged on work (samples, steps, values): the key numbers are exactly reproducible for the seed."
+        else:
+            spread = "; ".join(f"{k}: {_fmt(v[0])} from minimum times, {_fmt(v[1])} from median times"
+                               for k, v in jsonable(r.spread).items())
+            how = (f"Judged on time: the minimum of {r.repeats} interleaved repeats, with the median beside it "
+                   f"({spread}); a spread that straddles a threshold makes the verdict inconclusive.")
+        timed = list(_flatten(jsonable(r.timings)))
+        timings = "" if not timed else (
+            f'<details><summary>seconds, measured beside the key numbers ({len(timed)} values)</summary><table>'
+            + "".join(f'<tr><td>{e(k)}</td><td class="num">{e(_fmt(v))}</td></tr>' for k, v in timed)
+            + "</table></details>")
         sections.append(f"""
 <section id="{r.id}">
   <div class="head"><h2>{r.id} · {e(r.title)}</h2><span class="badge {_cls(r.verdict)}">{e(r.verdict)}</span></div>
@@ -113,8 +136,10 @@ def write_report(results, meta: dict, path, figures_dir) -> None:
   <h3>Key numbers</h3>
   <details open><summary>{len(flat)} values (all of them in results.json)</summary>
   <table><tr><th>quantity</th><th>value</th></tr>{numbers}</table></details>
+  {timings}
   <div class="verdict {_cls(r.verdict)}"><p><b>Verdict: {e(r.verdict)}.</b> {e(r.reason)}</p>
-  <p><b>Criterion:</b> {e(r.criterion)}</p></div>
+  <p><b>Criterion:</b> {e(r.criterion)}</p><p class="measure">{e(how)}</p></div>
+  {_playground_link(r.id)}
 </section>""")
     mode = "quick" if meta.get("quick") else "full"
     page = f"""<!doctype html>

@@ -171,20 +171,36 @@ def verdict_from(checks: dict[str, bool | None], *, inconclusive: bool = False) 
     threshold) → inconclusive; else supported. ``inconclusive=True`` forces inconclusive."""
     if inconclusive:
         return INCONCLUSIVE
-    if any(ok is False for ok in checks.values()):
+    oks = [tri(ok) for ok in checks.values()]
+    if any(ok is False for ok in oks):
         return NOT_SUPPORTED
-    return INCONCLUSIVE if any(ok is None for ok in checks.values()) else SUPPORTED
+    return INCONCLUSIVE if any(ok is None for ok in oks) else SUPPORTED
+
+
+def tri(ok) -> bool | None:
+    """A check's value as True, False or None (NumPy's bools are not ``True``/``False`` objects)."""
+    return None if ok is None else bool(ok)
+
+
+def both(a, b) -> bool | None:
+    """Three-valued AND: False if either is False, else None if either is unknown, else True."""
+    a, b = tri(a), tri(b)
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
 
 
 def describe(checks: dict[str, bool | None]) -> str:
     mark = {True: "✓", False: "✗", None: "?"}
-    return "; ".join(f"{mark[ok]} {name}" for name, ok in checks.items())
+    return "; ".join(f"{mark[tri(ok)]} {name}" for name, ok in checks.items())
 
 
 def within(values, low: float = -math.inf, high: float = math.inf) -> bool | None:
     """Judge a measured quantity given as several estimates of it (from minimum and from median
     times): True when all lie in [low, high], False when all lie outside it, None when they
     straddle a bound (the verdict is then inconclusive rather than a coin flip)."""
+    if not all(math.isfinite(float(v)) for v in values):
+        return None                                   # a failed measurement is no evidence either way
     inside = [low <= float(v) <= high for v in values]
     return True if all(inside) else False if not any(inside) else None
 

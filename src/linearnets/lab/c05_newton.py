@@ -10,7 +10,7 @@ import torch
 from .. import data
 from ..params import Params
 from ..plots import plt
-from .base import TIME, WORK, Result, describe, verdict_from, within
+from .base import TIME, WORK, Result, both, describe, verdict_from, within
 from .tracking import Track, problem_from, run_solver
 
 ID = "C5"
@@ -137,7 +137,7 @@ def run(config, deps=None) -> Result:
             races[f"{p}/{s}"], spread[f"{p}/{s} over newton, seconds"] = t, ratios
             ok = within(ratios, low=2.0)                   # clearly sooner
             ok = ok if ok else (False if within(ratios, high=0.5) else None)   # clearly later, or too close
-            sooner = (sooner and ok) if ok is not True else sooner
+            sooner = both(sooner, ok)
     checks = {f"Newton, linear: s after 1 iteration = {lin_newton_1:.1e} ≤ 1e-10": lin_newton_1 <= 1e-10,
               f"Newton, softmax: s ≤ {TARGET:g} after {it_sm} iterations; GD: {reach['softmax/gd'][0]} "
               f"(budget {budget}), SGD: {reach['softmax/sgd'][0]} epochs (budget {sgd_epochs})": fewer,

@@ -89,7 +89,9 @@ def run(config, deps=None) -> Result:
     target = TARGET_FRACTION * max(c["test_acc"][-1] for c in curves.values())
     for loss, c in curves.items():
         reach[loss] = next((i + 1 for i, a in enumerate(c["test_acc"]) if a >= target), None)
-    ce_faster = reach["cross_entropy"] is not None and (reach["mse"] is None or reach["cross_entropy"] < reach["mse"])
+    ce, mse = reach["cross_entropy"], reach["mse"]
+    # a tie (both in the same epoch) is no evidence either way: inconclusive, not 'not supported'
+    ce_faster = False if ce is None else True if mse is None or ce < mse else None if ce == mse else False
     checks = {f"CE gradient = ŷ − y (max error {ce_err:.1e})": ce_err <= 1e-12,
               f"at p = 1e-3: |∇MSE| = {mse_g:.2e} vs |∇CE| = {ce_g:.2f} (ratio {mse_g / ce_g:.1e} ≤ 0.1)":
                   mse_g / ce_g <= 0.1,
