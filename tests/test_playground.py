@@ -219,8 +219,9 @@ def test_bad_values_and_bursts_get_a_message_never_a_trace(server, browser):
     page.set("n", "99999")
     page.wait_text("message", "out of range")
     assert "n = 99999 is out of range: choose n in [10, 10000]" in page.text("message")
-    page.set("n", "abc")
+    page.set("n", "<b>abc</b>")                              # what a user typed is shown as text, not markup
     page.wait_text("message", "must be a number")
+    assert "&lt;b&gt;abc&lt;/b&gt;" in page.text("message")
     page.set("n", "500")
     page.wait("() => Bokeh.documents[0].get_model_by_name('message').text == ''"
               " && Bokeh.documents[0].get_model_by_name('info').text.includes('Done')")

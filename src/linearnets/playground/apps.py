@@ -11,6 +11,7 @@ Python package (served by the server itself — works offline, no CDN). Every pl
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections import deque
@@ -75,6 +76,8 @@ class Session:
         REGISTRY.add("sessions", -1)
 
     def say(self, text: str = "", error: bool = False):
+        """Show ``text`` (escaped: it may quote what the user typed) above the playground."""
+        text = html.escape(text)
         self.message.text = (f'<span style="color:#b42318">{text}</span>' if error else text)
 
     def request(self, make_job, on_emit, on_done):
