@@ -15,12 +15,12 @@ from functools import lru_cache
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import train_test_split
 
 from .. import data
 from ..errors import ConfigError, DivergenceError
 from ..estimators import SoftmaxRegression
 from ..lab import c07_saddle
+from ..lab.base import LabConfig
 from ..lab.tracking import problem_from
 from ..losses import LOSSES
 from ..params import Params
@@ -50,8 +50,6 @@ LIMITS = {
     "momentum": Limit(0.0, 0.99),
     "batch_size": Limit(1, 10_000, integer=True),
     "epochs": Limit(1, 200, integer=True),
-    "steps": Limit(1, 2_000, integer=True),
-    "seed": Limit(0, 2**31 - 1, integer=True),
     "p_true": Limit(1e-4, 1 - 1e-4),
     "classes": Limit(2, 100, integer=True),
     "start": Limit(-2.5, 2.5),
@@ -206,9 +204,8 @@ def regression_run(surface: Surface, *, solver: str, lr: float, batch_size: int,
 
 @lru_cache(maxsize=1)
 def digits_split(seed: int = 0):
-    ds = data.load_digits()
-    Xtr, Xte, ytr, yte = train_test_split(ds.X, ds.y, test_size=0.25, stratify=ds.y, random_state=seed)
-    return np.ascontiguousarray(Xtr), ytr, np.ascontiguousarray(Xte), yte
+    """The lab's digits split (C3, C4, C9 use the same): (X_train, y_train, X_test, y_test)."""
+    return LabConfig(dataset="digits", seed=seed).classification[:4]
 
 
 def softmax_run(*, solver: str, loss: str, lr: float | str, batch_size: int, epochs: int, seed: int,
