@@ -22,6 +22,7 @@ import math
 import torch
 
 from .data.source import DataSource, InMemory, concat_blocks
+from .data.sparse import matmul, row_sq_norms
 from .data.targets import dense_rows
 from .objective import FullBatch, Objective
 from .params import Params
@@ -68,9 +69,9 @@ def curvatures(objective: Objective, source: DataSource, params: Params, seed: i
     # ρ: the top eigenvalue of row i's term x̃_i x̃_iᵀ ⊗ H_i is ‖x̃_i‖² · λ_max(H_i) (H_i = d²ℓ_i/dz_i²)
     X = sample.X
     k = sample.k
-    sq = X.double().square().sum(dim=1) + 1.0                     # ‖[x, 1]‖²
+    sq = row_sq_norms(X) + 1.0                                    # ‖[x, 1]‖²
     if k <= 64:
-        Z = torch.addmm(params.b, X, params.W)
+        Z = matmul(X, params.W) + params.b
         H = objective.loss.hess_blocks(Z, dense_rows(sample.T, k, X.dtype)) * X.shape[0]   # per row, no 1/m
         top = torch.linalg.eigvalsh(H.double()).abs().amax(dim=1)
     else:                                                         # many classes: the softmax bound ½

@@ -19,6 +19,7 @@ import inspect
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,12 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="linear regression or softmax regression (default: softmax)")
     p.add_argument("--data", required=True,
                    help="a built-in dataset (digits, diabetes, synthetic-regression, synthetic-fashion, "
-                        "fashion-mnist, mnist), a CSV/NPY/Parquet file, or a folder of NPY/Parquet shards")
+                        "fashion-mnist, mnist), a CSV/NPY/Parquet file, an svmlight/libsvm file (.svm, "
+                        ".svmlight, .libsvm: sparse rows), or a folder of NPY/Parquet shards")
     p.add_argument("--target", help="target column of a data file: name or index (default: last)")
+    p.add_argument("--hash-features", type=int, metavar="N",
+                   help="hash the file's columns (text, categorical and numeric) into N sparse features; saved "
+                        "with the model, so evaluate and predict hash their files the same way")
     p.add_argument("--solver", help=f"exact, sgd, gd, newton, newton-cg, lbfgs (default: {_defaults('solver')})")
     p.add_argument("--loss", help="softmax loss: cross_entropy, mse, kl (default: cross_entropy)")
     p.add_argument("--lr", type=_lr, help="learning rate, or auto: 1/λ of the objective's curvature for the batch size "
@@ -182,16 +187,33 @@ def _streamed(args) -> bool:
     return args.stream or Path(args.data).is_dir()
 
 
-def _dataset(spec: str, target=None, split: str = "train", seed: int = 0, weight=None):
+def _dataset(spec: str, target=None, split: str = "train", seed: int = 0, weight=None, *, model=None,
+             hash_features: int | None = None):
+    """(the dataset, its feature hashing or None). ``model``: a loaded model — its file rows get the
+    model's feature hashing (from its card) and an svmlight file the model's width;
+    ``hash_features=N``: learn the hashing of the file's columns into N features (training)."""
+    hashing = None
+    pre = getattr(model, "preprocessing_", None) or {}
+    if "feature_hashing" in pre:
+        hashing = data.FeatureHashing.from_card(pre["feature_hashing"])
     if spec in data.BUILTIN:
         if weight is not None:
             raise UsageError(f"--weight names a column of a data file; {spec!r} is built in")
-        return data.load(spec, split=split, seed=seed)
+        if hash_features or hashing:
+            raise UsageError(f"--hash-features hashes the columns of a CSV or Parquet file; {spec!r} is built in")
+        return data.load(spec, split=split, seed=seed), None
     path = Path(spec)
-    if path.suffix.lower() in data.files.SUFFIXES or path.exists():
-        return data.read_table(path, target, weight=weight)
-    raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
-                     "nor an existing .csv/.npy/.parquet file or folder of shards")
+    if not (path.suffix.lower() in data.files.SUFFIXES or path.exists()):
+        raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
+                         "nor an existing .csv/.npy/.parquet/.svm file or folder of shards")
+    if hash_features or hashing:
+        if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise UsageError(f"--hash-features hashes the columns of a CSV or Parquet file, not {path.name}")
+        ds = data.read_table(path, target, weight=weight, numeric_only=False)
+        hashing = hashing or data.FeatureHashing.learn(ds.X, hash_features)
+        return replace(ds, X=hashing.transform(ds.X), feature_names=None), hashing
+    width = getattr(model, "n_features_in_", None)
+    return data.read_table(path, target, weight=weight, n_features=width, zero_based=pre.get("zero_based", "auto")), None
 
 
 def _features(ds, model=None):
@@ -220,9 +242,12 @@ def _rows(args, *, training: bool, split: str = "train", seed: int = 0):
         if training:
             opts = dict(buffer_rows=args.shuffle_buffer, block_rows=args.block_rows, shuffle=not args.no_shuffle)
         shards = data.open_shards(args.data, args.target, weight=getattr(args, "weight", None), **opts)
-        return shards.name, shards, None
-    ds = _dataset(args.data, args.target, split=split, seed=seed, weight=getattr(args, "weight", None))
-    return ds.name, None, ds
+        if getattr(args, "hash_features", None):
+            raise UsageError("--hash-features applies to a CSV or Parquet file read into memory, not to streamed shards")
+        return shards.name, shards, None, None
+    ds, hashing = _dataset(args.data, args.target, split=split, seed=seed, weight=getattr(args, "weight", None),
+                           hash_features=getattr(args, "hash_features", None))
+    return ds.name, None, ds, hashing
 
 
 def _lr(text: str):
@@ -290,7 +315,7 @@ def _train(args, comm) -> int:
         model.set_params(device=str(comm.device))
     model.set_params(verbose=0 if (args.quiet or not main) else 1)
     seed = model.seed
-    name, shards, ds = _rows(args, training=True, seed=seed)
+    name, shards, ds, hashing = _rows(args, training=True, seed=seed)
     fraction = args.val_fraction
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
@@ -342,7 +367,7 @@ def _train(args, comm) -> int:
                    "seconds": seconds, "world_size": comm.world_size,
                    "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
         with atomic_folder(out) as folder:               # the outputs replace the old ones as a unit
-            model.save(folder, atomic=False)
+            model.save(folder, atomic=False, preprocessing=_preprocessing(ds, hashing))
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
             write_history_csv(model.history_, folder / "metrics.csv")
             training_curves(model.history_, folder / "curves.png",
@@ -358,6 +383,17 @@ def _train(args, comm) -> int:
     print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if val_metrics else 'train'}: "
           f"{shown}; wrote {out}/model.safetensors, model.json, metrics.json, curves.png")
     return 0
+
+
+def _preprocessing(ds, hashing) -> dict | None:
+    """What the model card keeps of how the training file became features: its feature hashing,
+    the index base of an svmlight file."""
+    pre = {}
+    if hashing is not None:
+        pre["feature_hashing"] = hashing.to_card()
+    if ds is not None and ds.zero_based is not None:
+        pre["zero_based"] = ds.zero_based
+    return pre or None
 
 
 def _live_history(out: Path) -> Path:
@@ -377,7 +413,7 @@ def cmd_evaluate(args) -> int:
         metrics = model.evaluate(shards)
         scored = f"all {shards.n} rows of {shards.name}"
     else:
-        ds = _dataset(args.data, args.target, split=args.split, weight=args.weight)
+        ds, _ = _dataset(args.data, args.target, split=args.split, weight=args.weight, model=model)
         try:
             metrics = model.evaluate(_features(ds, model), ds.y, ds.weight)
         except ValueError as e:
@@ -406,7 +442,13 @@ def cmd_predict(args) -> int:
     model = load(args.model)
     if args.proba and not hasattr(model, "predict_proba"):
         raise UsageError("--proba needs a softmax model")
-    ds = data.read_table(args.input, has_target=False, keep=args.keep, header=False if args.no_header else None)
+    card = getattr(model, "preprocessing_", None) or {}
+    pre = card.get("feature_hashing")
+    ds = data.read_table(args.input, has_target=False, keep=args.keep, header=False if args.no_header else None,
+                         numeric_only=pre is None, n_features=model.n_features_in_,
+                         zero_based=card.get("zero_based", "auto"))
+    if pre is not None:                                  # the model's hashing, from its card
+        ds = replace(ds, X=data.FeatureHashing.from_card(pre).transform(ds.X), feature_names=None)
     X = _features(ds, model)
     out = pd.DataFrame(ds.kept or {})
     out["prediction"] = model.predict(X)

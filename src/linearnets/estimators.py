@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 import safetensors
+import scipy.sparse as sp
 import sklearn
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -32,8 +33,10 @@ from . import metrics, settings
 from .autolr import auto_lr
 from .checkpoint import Checkpointer, load_latest
 from .data.arrays import as_tensor
+from .data.hashing import FeatureHashing
 from .data.shards import Shards
 from .data.source import DataSource, InMemory, Interleaved, Streamed, feature_moments, holdout, standardized
+from .data.sparse import CSR, column_moments, matmul, to_scipy_csr
 from .data.targets import Targets, is_soft
 from .distributed import LOCAL
 from .errors import (
@@ -60,6 +63,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 #: iteration budgets of the full-batch solvers when ``epochs=None``: enough to converge (to ``tol``)
 #: on standardised standard problems (digits, wine, breast cancer, diabetes) without a warning
+SPARSE_FORMATS = ["csr", "csc", "coo"]          # scipy.sparse input (taken as CSR rows, never densified)
 DEFAULT_EPOCHS = {"exact": 1, "gd": 2000, "newton": 100, "newton-cg": 300, "lbfgs": 1000}
 
 
@@ -93,8 +97,12 @@ def resolve_dtype(dtype, solver: str) -> torch.dtype:
 
 
 def _as_numpy(a):
-    """torch tensors → NumPy; half-precision inputs (float16, bfloat16) are widened to float32
-    (training and prediction run in float32 or float64; ``dtype="float16"`` is refused)."""
+    """torch tensors → NumPy (torch sparse tensors → scipy CSR); half-precision inputs (float16,
+    bfloat16) are widened to float32 (training and prediction run in float32 or float64;
+    ``dtype="float16"`` is refused)."""
+    a = to_scipy_csr(a)
+    if sp.issparse(a) and a.dtype in (np.float16,):
+        return a.astype(np.float32)
     if isinstance(a, torch.Tensor):
         if a.dtype in (torch.float16, torch.bfloat16):
             a = a.float()
@@ -120,6 +128,11 @@ class _LinearModel(BaseEstimator):
     """Shared machinery; subclasses define the loss, the targets and the predictions."""
 
     _task = "regression"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True                   # scipy.sparse rows: O(nnz·k) products, never densified
+        return tags
 
     # --- settings ------------------------------------------------------------------
     def _loss(self):
@@ -164,7 +177,8 @@ class _LinearModel(BaseEstimator):
     # --- data → sources ----------------------------------------------------------------
     def _validate_X(self, X, reset: bool):
         try:
-            return validate_data(self, _as_numpy(X), reset=reset, dtype=[np.float64, np.float32])
+            return validate_data(self, _as_numpy(X), reset=reset, dtype=[np.float64, np.float32],
+                                 accept_sparse=SPARSE_FORMATS)
         except ValueError as e:
             raise DataError(str(e)) from e
 
@@ -175,7 +189,8 @@ class _LinearModel(BaseEstimator):
         try:
             X, y = validate_data(self, _as_numpy(X), _as_numpy(y), reset=reset,
                                  dtype=[np.float64, np.float32], multi_output=True,
-                                 y_numeric=self._task == "regression", ensure_all_finite=scan)
+                                 y_numeric=self._task == "regression", ensure_all_finite=scan,
+                                 accept_sparse=SPARSE_FORMATS)
         except ValueError as e:
             raise DataError(str(e)) from e
         return X, y
@@ -238,6 +253,8 @@ class _LinearModel(BaseEstimator):
                     delattr(self, name)
             return
         mean, var = feature_moments(X, comm)
+        if sp.issparse(X):                                  # scaled, not centred: centring would densify
+            mean = torch.zeros_like(mean)                   # (StandardScaler(with_mean=False))
         scale = var.sqrt()
         scale = torch.where(scale > 10 * torch.finfo(torch.float64).eps * mean.abs().clamp(min=1.0), scale, 1.0)
         self._transform = (mean, scale)
@@ -283,6 +300,7 @@ class _LinearModel(BaseEstimator):
             raise
 
     def _fit(self, X, y, sample_weight, callbacks, eval_set, checkpoint_dir, checkpoint_every, resume, comm, P):
+        vars(self).pop("preprocessing_", None)           # a new fit: how earlier data was prepared no longer applies
         warm = self._warm_params() if self.warm_start else None
         source = self._source(X, y, fit=True, comm=comm, sample_weight=sample_weight)
         objective = self._objective()
@@ -337,7 +355,8 @@ class _LinearModel(BaseEstimator):
         first = next(iter(source.chunks()), None)
         if first is None or first.m < 2:
             return
-        std = first.X.double().std(dim=0, correction=0)
+        s1, s2, n = column_moments(first.X)
+        std = (s2 / n - (s1 / n).square()).clamp(min=0.0).sqrt()
         live = std[std > 0]
         if live.numel() >= 2 and float(live.max() / live.min()) > 1e3:
             hi, lo = int(torch.argmax(torch.where(std > 0, std, -1.0))), int(torch.argmin(torch.where(std > 0, std, math.inf)))
@@ -499,14 +518,14 @@ class _LinearModel(BaseEstimator):
 
         def logits(Xc: torch.Tensor) -> torch.Tensor:                    # standardised as in training
             Xc = Xc if transform is None else standardized(Xc, transform, copy=True)
-            return torch.addmm(b, Xc, W)                                  # (n, k)
+            return matmul(Xc, W) + b                                      # (n, k)
         if isinstance(X, Shards):
             self._check_shards(X, fit=False)
             parts = [logits(torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device)) for Xc, _, _ in X.blocks()]
             Z = torch.cat(parts) if parts else W.new_zeros(0, W.shape[1])
         else:
             X = self._validate_X(X, reset=False)
-            Z = logits(as_tensor(X, W.dtype, W.device))
+            Z = logits(CSR.from_scipy(X, W.dtype, W.device) if sp.issparse(X) else as_tensor(X, W.dtype, W.device))
         return Z.detach().cpu().double().numpy()
 
     # --- persistence ---------------------------------------------------------------------
@@ -524,17 +543,22 @@ class _LinearModel(BaseEstimator):
             "standardize": None if getattr(self, "_transform", None) is None else
             {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()},
             "lr_": getattr(self, "lr_", None),
+            "preprocessing": getattr(self, "preprocessing_", None),
             "hyperparameters": {k: _json_safe(v) for k, v in self.get_params().items()},
             "metrics": {"n_iter": int(self.n_iter_),
                         **{k: _json_safe(v) for k, v in (self.history_[-1] if self.history_ else {}).items()}},
             "versions": _versions(),
         }
 
-    def save(self, path, *, atomic: bool = True) -> None:
+    def save(self, path, *, atomic: bool = True, preprocessing: dict | None = None) -> None:
         """Write ``path/model.safetensors`` (W, b) and ``path/model.json`` (the card). The folder is
         replaced as a unit: after any failure (a full disk, a kill) the previous model loads
-        unchanged. ``atomic=False`` writes into ``path`` as it is (a fresh folder being filled)."""
+        unchanged. ``atomic=False`` writes into ``path`` as it is (a fresh folder being filled).
+        ``preprocessing``: what turns a file's rows into this model's features (e.g. the CLI's
+        ``{"feature_hashing": …}``), kept in the card; a loaded model has it as ``preprocessing_``."""
         check_is_fitted(self, "_params")
+        if preprocessing is not None:
+            self.preprocessing_ = preprocessing
         if atomic:
             save_model(path, self._params, self._card())
         else:
@@ -565,6 +589,15 @@ class _LinearModel(BaseEstimator):
                 raise ModelFileError(f"'standardize' must hold {d} finite means and {d} positive scales")
             self.mean_, self.scale_ = mean, scale
             self._transform = (torch.from_numpy(mean), torch.from_numpy(scale))
+        pre = card.get("preprocessing")
+        if pre is not None:
+            if not isinstance(pre, dict):
+                raise ModelFileError("'preprocessing' must be an object")
+            if "feature_hashing" in pre and FeatureHashing.from_card(pre["feature_hashing"]).n_features != d:
+                raise ModelFileError(f"'preprocessing': the hashed features must number {d}, the model's")
+            if not isinstance(pre.get("zero_based", False), bool):
+                raise ModelFileError("'preprocessing': zero_based must be true or false")
+            self.preprocessing_ = pre
         if isinstance(card.get("lr_"), (int, float)) and not isinstance(card.get("lr_"), bool):
             self.lr_ = float(card["lr_"])
         state = TrainState(Params(params.W.to(dev), params.b.to(dev)))

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from .data.source import Block, DataSource
+from .data.sparse import CSR, column_moments, gt_x, matmul
 from .data.targets import dense_rows
 from .distributed import LOCAL
 from .errors import DataError
@@ -55,8 +56,10 @@ class Objective:
         return 0.5 * self.weight_decay * W.square().sum()
 
     @staticmethod
-    def logits_t(Wt: Tensor, b: Tensor, X: Tensor) -> Tensor:
-        """Zᵀ = Wᵀ Xᵀ + b, shape (k, m)."""
+    def logits_t(Wt: Tensor, b: Tensor, X) -> Tensor:
+        """Zᵀ = Wᵀ Xᵀ + b, shape (k, m) (X dense, or a :class:`~linearnets.data.sparse.CSR`)."""
+        if isinstance(X, CSR):
+            return (matmul(X, Wt.T) + b).T.contiguous()
         return torch.addmm(b[:, None], Wt, X.T)
 
     @staticmethod
@@ -82,7 +85,10 @@ class Objective:
     def loss_and_logit_grad(self, Wt: Tensor, b: Tensor, block: Block) -> tuple[Tensor, Tensor, Tensor]:
         """(L, Gᵀ = (dL/dZ)ᵀ (k, m), Zᵀ (k, m)) of the block: what a minibatch step needs.
         Weights scale each row's loss and gradient (G's columns)."""
-        Zt = self.logits_t(Wt, b, block.X)
+        return self.logit_grad(self.logits_t(Wt, b, block.X), block)
+
+    def logit_grad(self, Zt: Tensor, block: Block) -> tuple[Tensor, Tensor, Tensor]:
+        """(L, Gᵀ, Zᵀ) of the block's logits ``Zᵀ`` (k, m), computed already."""
         L, Gt = self.loss.value_and_grad(Zt, block.T, dim=0)
         w = self.relative_weights(block)
         if w is not None:
@@ -93,7 +99,7 @@ class Objective:
     def value_and_grad(self, Wt: Tensor, b: Tensor, block: Block) -> tuple[Tensor, Tensor, Tensor]:
         """(L, ∇_{Wᵀ} L = Gᵀ X (k, d), ∇_b L = Gᵀ 1 (k,)) of the block."""
         L, Gt, _ = self.loss_and_logit_grad(Wt, b, block)
-        return L, Gt @ block.X, Gt.sum(dim=1)
+        return L, gt_x(Gt, block.X), Gt.sum(dim=1)
 
     def hvp(self, Wt: Tensor, b: Tensor, VWt: Tensor, vb: Tensor, block: Block) -> tuple[Tensor, Tensor]:
         """∇²L · V of the block for a direction (V_Wᵀ (k, d), v_b (k,)), without forming ∇²L."""
@@ -103,12 +109,21 @@ class Objective:
         w = self.relative_weights(block)
         if w is not None:
             Mt.mul_(w)
-        return Mt @ block.X, Mt.sum(dim=1)
+        return gt_x(Mt, block.X), Mt.sum(dim=1)
 
     def add_hessian(self, H: Tensor, params: Params, block: Block, alpha: float = 1.0) -> None:
         """H += α ∇²L of the block; H is (d+1, k, d+1, k), the layout of ``Params.flat``
-        (accumulated in place: a Hessian is too big to allocate once per block)."""
+        (accumulated in place: a Hessian is too big to allocate once per block). A sparse block
+        is taken in dense pieces of ~4 MiB (the Hessian, (d+1)²k² entries, is the larger)."""
         X = block.X
+        if isinstance(X, CSR):
+            rows = max(1, (4 << 20) // max(1, 8 * X.shape[1]))
+            for s in range(0, X.shape[0], rows):
+                cut = lambda t: None if t is None else t[s:s + rows]                 # noqa: E731
+                T = block.T[s:s + rows] if block.T.ndim == 1 else block.T[:, s:s + rows]
+                piece = Block(X[s:s + rows].to_dense(), T, cut(block.labels), cut(block.w))
+                self.add_hessian(H, params, piece, alpha * piece.mass / block.mass if block.mass else 0.0)
+            return
         m, k = X.shape[0], params.k
         Xt = torch.cat([X, X.new_ones(m, 1)], dim=1)                          # (m, d+1)
         w = self.relative_weights(block)
@@ -171,7 +186,10 @@ class FullBatch:
             w = self._weight(block)
             L, Gt, _ = self.objective.loss_and_logit_grad(Wt, b, block)
             F += L * w
-            gWt.addmm_(Gt, block.X, alpha=w)                                 # Gᵀ X
+            if isinstance(block.X, CSR):
+                gWt.add_(gt_x(Gt, block.X), alpha=w)
+            else:
+                gWt.addmm_(Gt, block.X, alpha=w)                             # Gᵀ X
             gb.add_(Gt.sum(dim=1), alpha=w)
         self.comm.sum_(F, gWt, gb)
         if not self.objective.fit_intercept:
@@ -223,7 +241,6 @@ class FullBatch:
         """x̄ (d,), the mean of the features over all rows (accumulated in float64)."""
         total = torch.zeros(self.d, dtype=torch.float64, device=self.device)
         for block in self.source.chunks():
-            X = block.X.to(torch.float64)
-            total += X.sum(dim=0) if block.w is None else block.w.to(torch.float64) @ X
+            total += column_moments(block.X, block.w)[0]
         self.comm.sum_(total)
         return (total / self.mass).to(self.dtype)

@@ -44,12 +44,14 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .data.source import DataSource
+from .data.sparse import gt_x, is_sparse
 from .distributed import LOCAL
 from .errors import ConfigError, DataError, DivergenceError
 from .metrics import evaluate, hits
 from .objective import FullBatch, Objective
 from .params import ClassMajor, Params
 from .solvers import DivergenceGuard, EpochStats, Solver, learning_rate
+from .solvers.sgd import SGD, SparseSteps
 
 __all__ = ["train", "TrainState", "History", "StepStats", "Callback", "Evaluate", "EarlyStopping"]
 
@@ -82,14 +84,27 @@ class TrainState:
         return cls(Params.zeros(d, k, dtype=dtype, device=device))
 
 
-@dataclass
 class StepStats:
-    epoch: int              # 0-based epoch of the step
-    step: int               # 1-based step within the epoch
-    loss: float             # the batch's loss + (λ/2)||W||², at the parameters before the step
-    samples: int            # rows of the step (over all ranks)
-    lr: float
-    params: Params          # the parameters after the step (a view, valid during the call)
+    """One minibatch step: ``epoch`` (0-based), ``step`` (1-based within the epoch), ``loss`` (the
+    batch's loss + (λ/2)||W||², at the parameters before the step), ``samples`` (rows of the step,
+    over all ranks), ``lr``, and ``params`` — the parameters after the step (a view, valid during
+    the call). ``params`` is formed when first read: on sparse rows that costs O(d·k) (every row
+    brought to the present step), so a listener that does not read it keeps a step O(nnz·k)."""
+
+    __slots__ = ("epoch", "step", "loss", "samples", "lr", "_params")
+
+    def __init__(self, epoch: int, step: int, loss: float, samples: int, lr: float, params):
+        self.epoch, self.step, self.loss, self.samples, self.lr = epoch, step, loss, samples, lr
+        self._params = params                              # Params, or a function that forms them
+
+    @property
+    def params(self) -> Params:
+        if callable(self._params):
+            self._params = self._params()
+        return self._params
+
+    def __repr__(self) -> str:
+        return f"StepStats(epoch={self.epoch}, step={self.step}, loss={self.loss:.6g}, samples={self.samples})"
 
 
 class Callback:
@@ -170,7 +185,10 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         raise ConfigError(f"lr × weight_decay = {solver.config.lr:g} × {objective.weight_decay:g} ≥ 2: the penalty "
                           f"alone makes every {solver.name} step overshoot; use lr < {2 / objective.weight_decay:.3g} "
                           "or a smaller weight_decay")
-    solver.init(source.d, source.k, params.W.dtype, params.W.device)
+    if isinstance(solver, SGD):                                # sparse rows, one process: lazy steps, row-major momentum
+        solver.init(source.d, source.k, params.W.dtype, params.W.device, rows=source.sparse and comm.world_size == 1)
+    else:
+        solver.init(source.d, source.k, params.W.dtype, params.W.device)
     if state.solver_state:
         solver.load_state_dict(state.solver_state)
     guard = DivergenceGuard(solver.config.lr if solver.uses_lr else None, limit=state.guard_limit)
@@ -286,8 +304,17 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                else torch.tensor(int(earlier_hits), dtype=torch.int64, device=source.device))
     classification = source.classification
     distributed = comm.world_size > 1
-    cur = ClassMajor.of(state.params)                              # Wᵀ (k, d), b (k,)
-    nxt = cur.clone()
+    # sparse rows on one process: the rows a step touches are updated in place, the others catch up
+    # lazily (SparseSteps: O(nnz·k) a step); otherwise two class-major buffers, Wᵀ (k, d), b (k,)
+    lazy = source.sparse and not distributed
+    sparse_steps = cur = nxt = None
+    if lazy:
+        sparse_steps = SparseSteps(state.params, getattr(solver, "vWt", None), getattr(solver, "vb", None), lr=lr,
+                                   weight_decay=wd, momentum=config.momentum, intercept=objective.fit_intercept,
+                                   steps=n_steps)
+    else:
+        cur = ClassMajor.of(state.params)
+        nxt = cur.clone()
     buf = cur.Wt.new_zeros(k * d + k + 3) if distributed else None
     step = 0
     try:
@@ -298,7 +325,10 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             m = block.m
             mass = m if block.w is None else block.mass                # Σ w: the step's share of the epoch
             if m:
-                L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
+                if lazy:
+                    L, Gt, Zt = sparse_steps.loss_and_logit_grad(objective, block)
+                else:
+                    L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
                 if classification:
                     correct.add_(hits(Zt, block.labels, block.w))
             grad = None
@@ -310,7 +340,8 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             if not mass:                                           # nothing here, or weights all 0
                 continue
             try:
-                value = guard.check(L + objective.penalty(cur.Wt) if wd else L)
+                penalty = (sparse_steps.penalty() if lazy else objective.penalty(cur.Wt)) if wd else 0.0
+                value = guard.check(L + penalty if wd else L)
             except DivergenceError:
                 if m:
                     _diagnose(source, block.X)
@@ -318,14 +349,17 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
             loss_sum += value * mass
             total_mass += mass
             samples += rows
-            solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad, objective.fit_intercept)
-            cur, nxt = nxt, cur
+            if lazy:
+                sparse_steps.update(Gt)
+            else:
+                solver.update(cur, nxt, lr, wd, Gt if m else None, block.X, grad, objective.fit_intercept)
+                cur, nxt = nxt, cur
             if listeners:
-                stats = StepStats(epoch, step, value, rows, lr, cur.view())
+                stats = StepStats(epoch, step, value, rows, lr, sparse_steps.params if lazy else cur.view())
                 for cb in listeners:
                     cb.on_step(state, stats)
             if checkpoint is not None and checkpoint.due(step) and step < n_steps:
-                cur.write_to(state.params)
+                _write(state, solver, cur, sparse_steps)
                 state.step = step
                 every_rank = correct.clone()
                 comm.sum_(every_rank)
@@ -334,10 +368,13 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                 _sync(state, solver, guard)
                 checkpoint.save(state)
     except DivergenceError:
-        cur = nxt                                                  # the last finite-loss params
+        if lazy:
+            sparse_steps.rollback()                                # the last finite-loss params
+        else:
+            cur = nxt
         raise
     finally:
-        cur.write_to(state.params)
+        _write(state, solver, cur, sparse_steps)
     accuracy = None
     if classification:
         comm.sum_(correct)                    # (reduced in float64: exact for counts below 2⁵³)
@@ -346,13 +383,24 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                       lr=lr, accuracy=accuracy, timed_samples=samples - resumed_samples)
 
 
+def _write(state: TrainState, solver: Solver, cur: ClassMajor | None, sparse_steps: SparseSteps | None) -> None:
+    """The loop's present parameters → ``state.params`` (and, for sparse steps, the momentum → the solver)."""
+    if sparse_steps is not None:
+        sparse_steps.write_to(state.params, getattr(solver, "vWt", None))
+    else:
+        cur.write_to(state.params)
+
+
 def _all_reduce_step(comm, buf, X, Gt, L, mass: float, k: int, d: int) -> tuple[float, int]:
     """buf ← Σ over ranks of [μ·Gᵀ X, μ·Σ G, μ·L, μ, m] (μ: the rank's batch mass, m its rows), then
     the first three ÷ M (the global batch's mass); returns (M, the global batch's rows)."""
     if Gt is None:
         buf.zero_()
     else:
-        torch.mm(Gt, X, out=buf[:k * d].view(k, d))
+        if is_sparse(X):
+            buf[:k * d].view(k, d).copy_(gt_x(Gt, X))
+        else:
+            torch.mm(Gt, X, out=buf[:k * d].view(k, d))
         torch.sum(Gt, dim=1, out=buf[k * d:k * d + k])
         buf[-3] = L
         buf[:-2].mul_(mass)

@@ -7,7 +7,8 @@ This package is the only code that reads data files.
 from ..errors import DataError
 from .builtin import load_diabetes, load_digits
 from .dataset import Dataset
-from .files import read_table
+from .files import read_svmlight, read_table
+from .hashing import FeatureHashing
 from .idx import (
     DATASETS,
     data_home,
@@ -51,7 +52,7 @@ def load(name: str, *, split: str = "train", root=None, download: bool = True, s
 
 
 __all__ = ["Dataset", "load", "Shards", "open_shards", "Block", "DataSource", "InMemory", "Interleaved",
-           "Streamed", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table",
+           "Streamed", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table", "read_svmlight", "FeatureHashing",
            "synthetic_regression", "synthetic_classification", "fashion_mnist_like",
            "handwritten_28x28",
            "FASHION_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "parse_idx",

@@ -24,6 +24,7 @@ class Dataset:
     target_name: str | None = None
     kept: dict | None = None                    # columns copied aside (e.g. an ID), not features
     weight: np.ndarray | None = None            # sample weights (n,) from a weight column
+    zero_based: bool | None = None              # svmlight files: whether feature indices start at 0
 
     def __iter__(self):
         yield self.X

@@ -1,8 +1,11 @@
-"""User data: CSV, NPY and Parquet files with a target column.
+"""User data: CSV, NPY and Parquet files with a target column, and svmlight/libsvm files.
 
 ``read_table(path, target)`` returns a :class:`Dataset`. The target is a column name
 (CSV/Parquet) or an integer index (any format; NPY and header-less CSV have no names); by
 default the last column. Every other column must be numeric. Errors name the file and the column.
+
+svmlight/libsvm files (``.svm``, ``.svmlight``, ``.libsvm``: ``label index:value …`` per line) are
+read by scikit-learn's reader into a scipy CSR matrix — the features stay sparse.
 """
 
 from __future__ import annotations
@@ -12,12 +15,53 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from sklearn.datasets import load_svmlight_file
 
 from ..errors import DataError, FormatError
 from .dataset import Dataset
 
-SUFFIXES = (".csv", ".npy", ".parquet", ".pq")
+SVMLIGHT_SUFFIXES = (".svm", ".svmlight", ".libsvm")
+SUFFIXES = (".csv", ".npy", ".parquet", ".pq") + SVMLIGHT_SUFFIXES
+
+
+def read_svmlight(path, *, n_features: int | None = None, zero_based="auto") -> Dataset:
+    """An svmlight/libsvm file → a :class:`Dataset` whose ``X`` is a scipy CSR matrix (float64).
+
+    ``n_features``: the width of X (a model's; by default the largest index seen). ``zero_based``:
+    whether the first feature is index 0 or 1; "auto" as scikit-learn's reader decides it (one-based
+    unless an index 0 appears) — the decision is returned as ``Dataset.zero_based``, so that the
+    files a model is later applied to are read the same way."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        X, y = load_svmlight_file(str(path), dtype=np.float64, zero_based=True)
+    except MemoryError:
+        raise FormatError(f"{path}: the file declares more data than fits in memory") from None
+    except Exception as e:                           # the parser reads untrusted bytes
+        msg = (str(e).splitlines() or [type(e).__name__])[0]
+        raise FormatError(f"{path}: cannot read as svmlight/libsvm ({type(e).__name__}: {msg})") from None
+    X = X.tocsr()
+    if X.shape[0] == 0:
+        raise DataError(f"{path}: no rows")
+    if not np.isfinite(X.data).all():
+        raise DataError(f"{path}: holds NaN or infinite feature values; remove or impute them")
+    if zero_based == "auto":
+        zero_based = X.nnz == 0 or int(X.indices.min()) == 0
+    if not zero_based:
+        if X.nnz and int(X.indices.min()) == 0:
+            raise DataError(f"{path}: holds feature index 0, but its indices are one-based (as the model's)")
+        X = X[:, 1:] if X.shape[1] else X
+    if n_features is not None:
+        if X.shape[1] > n_features:
+            raise DataError(f"{path}: uses feature index {X.shape[1] - 1 + (not zero_based)}, beyond the model's "
+                            f"{n_features} features")
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))
+    if np.isfinite(y).all() and np.array_equal(y, np.round(y)) and np.abs(y).max(initial=0) < 2**53:
+        y = y.astype(np.int64)                       # labels such as 1.0 / -1.0: classes 1 / -1
+    return Dataset(X, y, name=path.stem, task=_task_of(y), zero_based=bool(zero_based))
 
 
 def _is_number(token: str) -> bool:
@@ -94,18 +138,25 @@ def column_index(target, names: list[str], path: Path) -> int:
 
 
 def read_table(path, target=None, *, has_target: bool = True, keep=(), header: bool | None = None,
-               weight=None) -> Dataset:
+               weight=None, numeric_only: bool = True, n_features: int | None = None, zero_based="auto") -> Dataset:
     """Read features and (when ``has_target``) a target column from a CSV/NPY/Parquet file.
 
     ``keep``: columns (names, or indices) copied aside into ``Dataset.kept`` — an ID to carry into
     predictions — and left out of the features. ``weight``: a column of sample weights (finite, ≥ 0),
     into ``Dataset.weight``, not a feature. ``header``: whether a CSV's first row names its
     columns (None: detected — a first row of numbers only is data; the columns are then named
-    "0", "1", … as an NPY file's are).
+    "0", "1", … as an NPY file's are). ``numeric_only=False``: the features are returned as a
+    DataFrame, text and categorical columns included (for :class:`~linearnets.data.hashing.FeatureHashing`).
+    ``n_features``, ``zero_based``: the width and index base of an svmlight file's rows (a model's).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.suffix.lower() in SVMLIGHT_SUFFIXES:
+        if keep or weight is not None or target is not None:
+            raise DataError(f"{path}: an svmlight file has its label first on each line and no named columns; "
+                            "--target, --keep and --weight do not apply")
+        return read_svmlight(path, n_features=n_features, zero_based=zero_based)
     if path.suffix.lower() == ".npy":
         a = _npy(path)
         if a.shape[0] == 0:
@@ -145,13 +196,13 @@ def read_table(path, target=None, *, has_target: bool = True, keep=(), header: b
     if df.shape[1] == 0:
         raise DataError(f"{path}: needs at least one feature column"
                         + (" besides the target" if has_target else "") + (" and the kept ones" if kept else ""))
-    for col in df.columns:
+    for col in (df.columns if numeric_only else ()):
         if not is_numeric_dtype(df[col]) or is_bool_dtype(df[col]):
             bad = df[col][~df[col].astype(str).str.match(r"^-?[\d.eE+-]+$")].head(1)
             example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
             raise FormatError(f"{path}: column {col!r} is not numeric{example}; "
                               "convert or drop it before training")
-    X = df.to_numpy(dtype=np.float64)
+    X = df.to_numpy(dtype=np.float64) if numeric_only else df
     features = tuple(df.columns) if named else None
     if y is None:
         return Dataset(X, np.empty(0), name=path.stem, task="unknown", feature_names=features, kept=kept,

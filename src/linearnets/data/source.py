@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
@@ -34,6 +35,7 @@ from ..errors import ConfigError, DataError
 from .arrays import as_tensor
 from .shards import Shards
 from .shuffle import derived_seed, epoch_generator, rank_range, shuffled_batches
+from .sparse import CSR, column_moments
 from .targets import Targets
 
 __all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout",
@@ -43,7 +45,7 @@ CHUNK_BYTES = 4 << 20            # full-batch chunks: forward and backward produ
 
 
 class Block(NamedTuple):
-    X: Tensor                    # (m, d)
+    X: Tensor | CSR              # (m, d), dense or sparse rows
     T: Tensor                    # labels (m,) int64, or Tᵀ (k, m)
     labels: Tensor | None        # (m,) int64 class of each row; None for regression
     w: Tensor | None = None      # (m,) sample weights ≥ 0 (sample_weight × class_weight); None: all 1
@@ -63,7 +65,7 @@ def _cat(parts):
 
 
 def concat_blocks(blocks: list[Block]) -> Block:
-    X = torch.cat([b.X for b in blocks])
+    X = CSR.cat([b.X for b in blocks]) if isinstance(blocks[0].X, CSR) else torch.cat([b.X for b in blocks])
     T = torch.cat([b.T for b in blocks], dim=0 if blocks[0].T.ndim == 1 else 1)
     return Block(X, T, _cat([b.labels for b in blocks]), _cat([b.w for b in blocks]))
 
@@ -87,17 +89,26 @@ def holdout(n: int, fraction: float, seed: int, labels: np.ndarray | None = None
     return np.sort(train), np.sort(val)
 
 
-def standardized(X: Tensor, transform, copy: bool = False) -> Tensor:
+def standardized(X: Tensor | CSR, transform, copy: bool = False) -> Tensor | CSR:
     """(X − mean) / scale in X's dtype — in place unless ``copy`` — for ``transform = (mean, scale)``
-    (float64 tensors (d,); a constant feature has scale 1, as scikit-learn's StandardScaler)."""
+    (float64 tensors (d,); a constant feature has scale 1, as scikit-learn's StandardScaler).
+    Sparse rows are only scaled (their transform has mean 0: centring would densify them)."""
     mean, scale = transform
+    if isinstance(X, CSR):
+        return X.scale_columns(scale)
     X = X.clone() if copy else X
     return X.sub_(mean.to(X)).div_(scale.to(X))
 
 
 def feature_moments(rows, comm=None) -> tuple[Tensor, Tensor]:
     """(mean (d,), population variance (d,)) of the features, float64: of an array in one go, of
-    shards block by block (Chan's merge: no cancellation) — each rank its share, then merged."""
+    shards block by block (Chan's merge: no cancellation) — each rank its share, then merged.
+    Sparse rows (scipy.sparse, or a :class:`CSR`): from Σx and Σx² per column."""
+    if isinstance(rows, CSR) or sp.issparse(rows):
+        X = rows if isinstance(rows, CSR) else CSR.from_scipy(rows, torch.float64)
+        s1, s2, n = column_moments(X)
+        mean = s1 / max(n, 1.0)
+        return mean, (s2 / max(n, 1.0) - mean.square()).clamp(min=0.0)
     if not isinstance(rows, Shards):
         X = as_tensor(np.asarray(rows), torch.float64, "cpu")
         return X.mean(dim=0), X.var(dim=0, correction=0)
@@ -127,6 +138,12 @@ def merge_moments(na, mean_a, m2_a, nb, mean_b, m2_b):
     return n, mean_a + delta * (nb / n), m2_a + m2_b + delta.square() * (na * nb / n)
 
 
+def sparse_chunk_rows(X: CSR) -> int:
+    """Rows of a ~4 MiB chunk of sparse rows (by their stored entries)."""
+    per_row = X.byte_size() / max(1, X.shape[0])
+    return max(1, int(CHUNK_BYTES // max(per_row, 1.0)))
+
+
 def chunk_rows_for(d: int, dtype: torch.dtype) -> int:
     """Rows of a ~4 MiB chunk (at least one row): memory set by bytes, never by a row count."""
     return max(1, CHUNK_BYTES // max(1, d * torch.finfo(dtype).bits // 8))
@@ -150,6 +167,7 @@ class DataSource:
     shares: tuple[int, ...] = ()
     name: str = "the data"
     feature_names: tuple[str, ...] | None = None
+    sparse: bool = False         # blocks carry a CSR X
 
     @property
     def k(self) -> int:
@@ -169,12 +187,19 @@ class DataSource:
         for Xb in blocks:
             if not Xb.numel():
                 continue
-            bad = ~torch.isfinite(Xb)
+            if isinstance(Xb, CSR):                     # the stored entries, by column
+                Xb = Xb.val, Xb.col.long()
+            bad = ~torch.isfinite(Xb[0] if isinstance(Xb, tuple) else Xb)
             if bad.any():
-                j = int(bad.any(dim=0).nonzero()[0, 0])
+                j = (int(Xb[1][bad.nonzero()[0, 0]]) if isinstance(Xb, tuple)
+                     else int(bad.any(dim=0).nonzero()[0, 0]))
                 return (f"{self.name}: feature column {self.column(j)} holds NaN, infinity or a missing value "
                         f"(or a value beyond {str(self.dtype).removeprefix('torch.')}'s range); remove or impute it")
-            big = Xb.abs().amax(dim=0)
+            if isinstance(Xb, tuple):
+                big = torch.zeros(self.d, dtype=Xb[0].dtype, device=Xb[0].device).scatter_reduce_(
+                    0, Xb[1], Xb[0].abs(), "amax")
+            else:
+                big = Xb.abs().amax(dim=0)
             if bool((big > limit).any()):
                 j = int((big > limit).nonzero()[0, 0])
                 return (f"{self.name}: feature column {self.column(j)} holds {float(big[j]):.3g}, too large for "
@@ -231,18 +256,25 @@ class InMemory(DataSource):
             raise DataError(f"X (n, d) and targets for n rows expected, got X {tuple(X.shape)} and "
                             f"targets {tuple(T.shape)}")
         self.X, self.T, self.labels, self.targets, self.w = X, T, labels, targets, w
+        self.sparse = isinstance(X, CSR)
         self.weighted = w is not None
         self.rank, self.shares = rank, shares or (X.shape[0],)
         self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
         self.name = name
-        self.chunk_rows = chunk_rows_for(X.shape[1], X.dtype)
+        self.chunk_rows = (sparse_chunk_rows(X) if isinstance(X, CSR) else chunk_rows_for(X.shape[1], X.dtype))
 
     @classmethod
     def from_arrays(cls, X, y, targets: Targets, *, dtype: torch.dtype, device=None, name: str = "X",
                     feature_names=None, unknown: str = "error", sample_weight=None, transform=None) -> "InMemory":
         """NumPy (or torch) features and raw targets, encoded by ``targets``; ``sample_weight`` (n,)
-        ≥ 0 (times the targets' class weights); ``transform``: (mean, scale) to standardise X."""
-        Xt = X.to(dtype=dtype, device=device) if isinstance(X, Tensor) else as_tensor(X, dtype, device)
+        ≥ 0 (times the targets' class weights); ``transform``: (mean, scale) to standardise X.
+        scipy.sparse features become a :class:`~linearnets.data.sparse.CSR` (never densified)."""
+        if sp.issparse(X):
+            Xt = CSR.from_scipy(X, dtype, device)
+        elif isinstance(X, (Tensor, CSR)):
+            Xt = X.to(dtype=dtype, device=device)
+        else:
+            Xt = as_tensor(X, dtype, device)
         if transform is not None:
             Xt = standardized(Xt, transform, copy=True)
         T, labels = targets.encode(y, dtype, device, name="y", unknown=unknown)
@@ -280,7 +312,8 @@ class InMemory(DataSource):
 
     def fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
-        for t in (self.X, self.T, self.labels, self.w):
+        parts = (self.X.crow, self.X.col, self.X.val) if isinstance(self.X, CSR) else (self.X,)
+        for t in (*parts, self.T, self.labels, self.w):
             if t is not None:
                 h.update(str((tuple(t.shape), t.dtype)).encode())
                 h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
@@ -392,7 +425,7 @@ class Interleaved(DataSource):
         self.parts = [source.part(r, world_size) for r in range(world_size)]
         self.targets, self.dtype, self.device = source.targets, source.dtype, source.device
         self.n, self.d, self.name, self.feature_names = source.n, source.d, source.name, source.feature_names
-        self.weighted = source.weighted
+        self.weighted, self.sparse = source.weighted, source.sparse
         self.shares = self.parts[0].shares
 
     def chunks(self) -> Iterator[Block]:

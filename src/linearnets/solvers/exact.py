@@ -31,6 +31,7 @@ from torch import Tensor
 
 from .. import memory
 from ..data.source import DataSource
+from ..data.sparse import CSR, dense_pieces, gram, gt_x
 from ..distributed import LOCAL
 from ..errors import DataError, IllConditionedWarning
 from ..objective import FullBatch
@@ -60,19 +61,24 @@ class MomentAccumulator:
         self._buf = None
 
     def _choose_shift(self, Xc: Tensor, Yt: Tensor, comm) -> None:
-        """Shift by the first chunk's means (rank 0's, shared with every rank in a distributed run)."""
-        mean, std, ymean = Xc.mean(dim=0), Xc.std(dim=0, correction=0), Yt.mean(dim=1)
+        """Shift by the first chunk's means (rank 0's, shared with every rank in a distributed run).
+        Sparse rows are never shifted (that would densify them)."""
+        if isinstance(Xc, CSR):
+            mean = std = torch.zeros(Xc.shape[1], dtype=torch.float64, device=Xc.device)
+        else:
+            mean, std = Xc.mean(dim=0), Xc.std(dim=0, correction=0)
+        ymean = Yt.mean(dim=1)
         if comm.world_size > 1:
             d = mean.shape[0]
-            packed = torch.cat([mean, std, ymean]) if comm.rank == 0 else Xc.new_zeros(2 * d + ymean.shape[0])
+            packed = torch.cat([mean, std, ymean]) if comm.rank == 0 else Yt.new_zeros(2 * d + ymean.shape[0])
             comm.sum_(packed)                                     # = rank 0's values everywhere
             mean, std, ymean = packed[:d], packed[d:2 * d], packed[2 * d:]
         shifted = bool((mean.abs() > self.SHIFT_RATIO * std).any())
         self.shift_x = mean if shifted else torch.zeros_like(mean)
         self.shift_y = ymean
         d, k = Xc.shape[1], Yt.shape[0]
-        self.sx, self.sy = Xc.new_zeros(d), Xc.new_zeros(k)
-        self.sxx, self.sxy, self.syy = Xc.new_zeros(d, d), Xc.new_zeros(d, k), Xc.new_zeros(k, k)
+        self.sx, self.sy = Yt.new_zeros(d), Yt.new_zeros(k)
+        self.sxx, self.sxy, self.syy = Yt.new_zeros(d, d), Yt.new_zeros(d, k), Yt.new_zeros(k, k)
 
     @property
     def shifted(self) -> bool:
@@ -85,6 +91,8 @@ class MomentAccumulator:
         if self.shift_x is None:
             self._choose_shift(Xc, Yt, comm)
         m, k = Xc.shape[0], Yt.shape[0]
+        if self.shifted and isinstance(Xc, CSR):                   # shifted by an earlier dense chunk
+            Xc = Xc.to_dense()
         if self.shifted:
             if self._buf is None or m > self._buf.shape[0]:
                 self._buf = torch.empty_like(Xc)
@@ -93,12 +101,18 @@ class MomentAccumulator:
         Vt = torch.cat([Yt - self.shift_y[:, None], ones])         # [Y - t, 1]ᵀ (k+1, m), or [w(Y - t), w]ᵀ
         if w is None:
             self.n += m
-            self.sxx.addmm_(Xc.T, Xc)                              # the one big product
+            if isinstance(Xc, CSR):
+                self.sxx += gram(Xc)                               # formed sparsely
+            else:
+                self.sxx.addmm_(Xc.T, Xc)                          # the one big product
         else:
             Vt[:k] *= ones
             self.n += float(ones.sum())
-            self.sxx.addmm_(Xc.T * ones, Xc)                       # Xᵀ diag(w) X
-        VX = Vt @ Xc                                               # (k+1, d): Σ (w) y xᵀ and Σ (w) x
+            if isinstance(Xc, CSR):
+                self.sxx += gram(Xc, ones[0])
+            else:
+                self.sxx.addmm_(Xc.T * ones, Xc)                   # Xᵀ diag(w) X
+        VX = gt_x(Vt, Xc)                                              # (k+1, d): Σ (w) y xᵀ and Σ (w) x
         self.sxy += VX[:k].T                                       #   (this orientation is 1.5×
         self.sx += VX[k]                                           #    faster than Xᵀ V)
         self.sy += Vt[:k].sum(dim=1)
@@ -251,12 +265,13 @@ def qr_least_squares(source: DataSource, comm, shift_x: Tensor, shift_y: Tensor,
         shift_x, shift_y = torch.zeros_like(shift_x), torch.zeros_like(shift_y)
     R = None
     for block in source.chunks():
-        Xc, Yc = block.X.to(torch.float64), block.T.to(torch.float64).T
-        first = Xc.new_ones(Xc.shape[0], 1) if intercept else Xc.new_zeros(Xc.shape[0], 1)
-        A = torch.cat([first, Xc - shift_x, Yc - shift_y], dim=1)
-        if block.w is not None:
-            A *= block.w.to(torch.float64).sqrt()[:, None]
-        R = torch.linalg.qr(A if R is None else torch.cat([R, A]), mode="r").R
+        for s, Xc in dense_pieces(block.X.to(torch.float64)):       # sparse rows: ~4 MiB dense pieces
+            Yc = block.T.to(torch.float64).T[s:s + Xc.shape[0]]
+            first = Xc.new_ones(Xc.shape[0], 1) if intercept else Xc.new_zeros(Xc.shape[0], 1)
+            A = torch.cat([first, Xc - shift_x, Yc - shift_y], dim=1)
+            if block.w is not None:
+                A *= block.w[s:s + Xc.shape[0]].to(torch.float64).sqrt()[:, None]
+            R = torch.linalg.qr(A if R is None else torch.cat([R, A]), mode="r").R
     if comm.world_size > 1:                              # stack the ranks' R factors, factor again
         R = R if R is not None else torch.zeros(0, 1 + d + k, dtype=torch.float64, device=source.device)
         R = torch.linalg.qr(torch.cat(comm.all_gather(_square(R, 1 + d + k))), mode="r").R

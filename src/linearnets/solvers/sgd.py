@@ -13,9 +13,11 @@ gradient is the loss's analytic ``G`` pushed through the layer.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.sparse import FREE, matmul, xt_g
 from ..params import ClassMajor, Params
 from .base import DivergenceGuard, EpochStats, Solver, grad_max, learning_rate
 
@@ -28,10 +30,16 @@ class SGD(Solver):
     minibatch = True
     uses_lr = True
 
-    def init(self, d, k, dtype, device) -> None:
+    def init(self, d, k, dtype, device, *, rows: bool = False) -> None:
+        """``rows``: keep the momentum row-major — (d, k) in memory, seen as its (k, d) transpose —
+        the layout of :class:`SparseSteps`, so no epoch transposes it."""
         mu = self.config.momentum
-        self.vWt = torch.zeros(k, d, dtype=dtype, device=device) if mu else None     # (k, d)
-        self.vb = torch.zeros(k, dtype=dtype, device=device) if mu else None
+        if not mu:
+            self.vWt = self.vb = None
+            return
+        self.vWt = (torch.zeros(d, k, dtype=dtype, device=device).T if rows
+                    else torch.zeros(k, d, dtype=dtype, device=device))                # (k, d)
+        self.vb = torch.zeros(k, dtype=dtype, device=device)
 
     def state_dict(self) -> dict:
         return {} if self.vWt is None else {"vW": self.vWt, "vb": self.vb}
@@ -112,3 +120,174 @@ class GD(Solver):
         self._cache = (fb, params.clone(), F_new, gW_new, gb_new)
         extra = {"stalled": True} if self.no_progress(value, float(F_new), params.W.dtype) else {}
         return EpochStats(loss=float(F_new), samples=fb.n_total, steps=1, lr=lr, grad_max=gmax, extra=extra)
+
+
+class SparseSteps:
+    r"""SGD steps on sparse minibatches in O(nnz · k), equal (to rounding) to the dense update.
+
+    A step's data gradient ``Gᵀ X`` is zero in every column (feature) the batch does not use, so
+    such a row j of W (and of the momentum v) follows a fixed linear recurrence within an epoch
+    (η, λ, μ constant)::
+
+        x_j = (W_j, v_j):   x_j ← A x_j,   A = [[1 − ηλ, −ημ], [λ, μ]]     (μ = 0: W_j ← (1 − ηλ) W_j)
+
+    Each row keeps the step τ_j at which it was last brought up to date; a step brings the rows it
+    touches to the present with A^(t − τ_j) (a table of the epoch's powers of A), computes the
+    logits and the gradient on those r rows only, and writes them back. The end of the epoch (or a
+    checkpoint, or a listener asking for the parameters) computes every row at the present step —
+    O(d·k), once. With λ = μ = 0, A = I and nothing lags.
+
+    The penalty (λ/2)‖W_t‖² of each step's loss is exact too: the rows last updated at step τ
+    keep the sums Q_τ = (Σ w², Σ w·v, Σ v²), and ‖W_t‖² = Σ_τ (a² Q_τ,0 + 2ac Q_τ,1 + c² Q_τ,2) with
+    (a, c) the first row of A^(t−τ) — O(steps) per step, no pass over W.
+
+    Layout: W, v are (d, k), rows per feature (a gather of r rows is r contiguous k-vectors).
+    """
+
+    def __init__(self, params: Params, vWt: Tensor | None, vb: Tensor | None, *, lr: float, weight_decay: float,
+                 momentum: float, intercept: bool, steps: int):
+        self.W = params.W.clone(memory_format=torch.contiguous_format)          # (d, k); params.W is written
+        self.b = params.b.clone()                                                #   at the end (or a checkpoint)
+        self.v = None if vWt is None else vWt.T.clone(memory_format=torch.contiguous_format)   # (d, k)
+        self.vb = vb
+        self.lr, self.wd, self.mu, self.intercept = float(lr), float(weight_decay), float(momentum), intercept
+        d = self.W.shape[0]
+        self.t = 0
+        self.lags = bool(self.wd or self.mu)
+        self.tau = torch.zeros(d, dtype=torch.int64, device=self.W.device) if self.lags else None
+        self.powers = self._powers(steps + 1) if self.lags else None               # (steps+1, 2, 2)
+        self._powers_cast = None
+        self.Q = None
+        if self.wd:
+            self.Q = torch.zeros(steps + 2, 3, dtype=torch.float64, device=self.W.device)
+            self.Q[0, 0] = self.W.square().sum(dtype=torch.float64)
+            if self.v is not None:
+                self.Q[0, 1] = (self.W * self.v).sum(dtype=torch.float64)
+                self.Q[0, 2] = self.v.square().sum(dtype=torch.float64)
+        self._pending = None
+        self._undo = None
+        self.slot = torch.full((d,), FREE, dtype=torch.int64, device=self.W.device)      # for CSR.compact
+
+    def _powers(self, n: int) -> Tensor:
+        """A^0 … A^(n−1), float64 (n, 2, 2)."""
+        eta, lam, mu = self.lr, self.wd, self.mu
+        A = np.array([[1.0 - eta * lam, -eta * mu], [lam, mu]])
+        out = np.empty((n, 2, 2))
+        out[0] = np.eye(2)
+        for i in range(1, n):
+            out[i] = A @ out[i - 1]
+        return torch.from_numpy(out).to(self.W.device)
+
+    @staticmethod
+    def _row_sums(W: Tensor, v: Tensor | None) -> Tensor:
+        """(Σ_k w², Σ_k w·v, Σ_k v²) per row (r, 3), float64 (summed over k in W's dtype)."""
+        out = W.new_zeros(W.shape[0], 3)
+        torch.sum(W * W, dim=1, out=out[:, 0])
+        if v is not None:
+            torch.sum(W * v, dim=1, out=out[:, 1])
+            torch.sum(v * v, dim=1, out=out[:, 2])
+        return out.double()
+
+    def _advance(self, W: Tensor, v: Tensor | None, lag: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Rows (W, v) moved ``lag`` steps on (lag (r,) int64)."""
+        P = self.powers_as(W.dtype)                                                 # (4, steps+1)
+        if v is None:
+            return W * P[0].index_select(0, lag)[:, None], None
+        p00, p01, p10, p11 = (P[i].index_select(0, lag)[:, None] for i in range(4))
+        return torch.addcmul(W * p00, v, p01), torch.addcmul(W * p10, v, p11)
+
+    def powers_as(self, dtype: torch.dtype) -> Tensor:
+        """The entries of A^0 … A^steps, (4, steps+1) in ``dtype`` (a00, a01, a10, a11)."""
+        if self._powers_cast is None or self._powers_cast.dtype != dtype:
+            self._powers_cast = self.powers.reshape(-1, 4).T.contiguous().to(dtype)
+        return self._powers_cast
+
+    def loss_and_logit_grad(self, objective, block) -> tuple[Tensor, Tensor, Tensor]:
+        """(L, Gᵀ (k, m), Zᵀ (k, m)) of a sparse block at the present parameters (nothing is
+        written yet: the update does that, after the guard has seen the loss)."""
+        cols, Xc = block.X.compact(self.slot)
+        Wc = self.W.index_select(0, cols)
+        vc = None if self.v is None else self.v.index_select(0, cols)
+        stored = (Wc, vc)
+        if self.lags:
+            lag = self.t - self.tau.index_select(0, cols)
+            Wc, vc = self._advance(Wc, vc, lag)
+        Zt = (matmul(Xc, Wc) + self.b).T.contiguous()
+        L, Gt, Zt = objective.logit_grad(Zt, block)
+        self._pending = (cols, Xc, Wc, vc, stored)
+        return L, Gt, Zt
+
+    def penalty(self) -> float:
+        """(λ/2)‖W_t‖² at the present step."""
+        if not self.wd:
+            return 0.0
+        t = self.t
+        P = self.powers[:t + 1].flip(0)                                           # A^(t−τ), τ = 0 … t
+        a, c = P[:, 0, 0], P[:, 0, 1]
+        Q = self.Q[:t + 1]
+        return 0.5 * self.wd * float((a * a * Q[:, 0] + 2 * a * c * Q[:, 1] + c * c * Q[:, 2]).sum())
+
+    def update(self, Gt: Tensor) -> None:
+        """One step with the pending block's ``Gᵀ`` (k, m): the touched rows, b (and their momenta)."""
+        cols, Xc, Wc, vc, stored = self._pending
+        gd = xt_g(Gt.T, Xc)                                                         # (r, k) data gradient
+        gb = Gt.sum(dim=1) if self.intercept else torch.zeros_like(self.b)
+        lr, wd, mu = self.lr, self.wd, self.mu
+        self._undo = (cols, stored, None if self.tau is None else self.tau.index_select(0, cols),
+                      self.b.clone(), None if self.vb is None else self.vb.clone())
+        if mu:
+            if wd:
+                gd.add_(Wc, alpha=wd)
+            vc = vc * mu + gd
+            Wc = Wc - lr * vc
+            self.vb.mul_(mu).add_(gb)
+            gb = self.vb
+        else:
+            Wc = Wc * (1.0 - lr * wd) - lr * gd if wd else Wc - lr * gd
+        self.b.sub_(gb, alpha=lr)
+        if self.Q is not None:
+            tau_old = self._undo[2]
+            self.Q.index_add_(0, tau_old, self._row_sums(*stored), alpha=-1.0)
+            self.Q[self.t + 1] += self._row_sums(Wc, vc).sum(dim=0)
+        self.W.index_copy_(0, cols, Wc)
+        if self.v is not None:
+            self.v.index_copy_(0, cols, vc)
+        self.t += 1
+        if self.tau is not None:
+            self.tau.index_fill_(0, cols, self.t)
+        self._pending = None
+
+    def rollback(self) -> None:
+        """Undo the last update (the guard found the loss after it not finite)."""
+        if self._undo is None:
+            return
+        cols, (Wc, vc), tau, b, vb = self._undo
+        self.W.index_copy_(0, cols, Wc)
+        if self.v is not None:
+            self.v.index_copy_(0, cols, vc)
+        if self.tau is not None:
+            self.tau.index_copy_(0, cols, tau)
+        self.b.copy_(b)
+        if vb is not None:
+            self.vb.copy_(vb)
+        self.t -= 1
+        self._undo = None
+
+    def present(self) -> tuple[Tensor, Tensor | None]:
+        """(W, v) at the present step, every row brought up to date — into new tensors, O(d·k);
+        the lazy state itself is left as it is (so a later rollback stays exact)."""
+        if not self.lags or not self.t:
+            return self.W, self.v
+        return self._advance(self.W, self.v, self.t - self.tau)
+
+    def params(self) -> Params:
+        """The present parameters (for a step listener: valid during the call)."""
+        return Params(self.present()[0], self.b)
+
+    def write_to(self, params: Params, vWt: Tensor | None) -> None:
+        """Present parameters → ``params`` (and the momentum → ``vWt`` (k, d))."""
+        W, v = self.present()
+        params.W.copy_(W)
+        params.b.copy_(self.b)
+        if vWt is not None:
+            vWt.T.copy_(v)

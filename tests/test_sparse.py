@@ -1,0 +1,331 @@
+"""Sparse rows (scipy.sparse, torch sparse): the same models as dense rows, without densifying."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator_sparse_array, check_estimator_sparse_matrix
+
+import linearnets as ln
+from linearnets.data.sparse import CSR, gt_x, matmul
+from linearnets.train import Callback
+
+
+def sparse_problem(n=500, d=300, k=4, density=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=density, format="csr", random_state=seed, dtype=np.float64)
+    W = rng.normal(size=(d, k))
+    y = np.asarray((X @ W + 0.3 * rng.normal(size=(n, k))).argmax(axis=1)).ravel()
+    return X, y
+
+
+def max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+# --- the two products ----------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 12), d=st.integers(1, 15), k=st.integers(1, 4), density=st.floats(0.0, 1.0),
+       seed=st.integers(0, 2**16))
+def test_products_equal_dense_ones(n, d, k, density, seed):
+    X = sp.random(n, d, density=density, format="csr", random_state=seed, dtype=np.float64)
+    Xc = CSR.from_scipy(X, torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(d, k, generator=g, dtype=torch.float64)
+    Gt = torch.randn(k, n, generator=g, dtype=torch.float64)
+    dense = torch.from_numpy(X.toarray())
+    torch.testing.assert_close(matmul(Xc, W), dense @ W, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gt_x(Gt, Xc), Gt @ dense, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(Xc.to_dense(), dense)
+    idx = torch.randint(0, max(n, 1), (min(n, 7),), generator=g)
+    torch.testing.assert_close(Xc.index_select(0, idx).to_dense(), dense[idx])
+    if n:
+        torch.testing.assert_close(Xc[1:n - 1].to_dense(), dense[1:n - 1])
+
+
+# --- CSR and dense give the same model ------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "newton", "gd"])
+def test_full_batch_solvers_equal_on_csr_and_dense(solver):
+    X, y = sparse_problem()
+    kw = dict(solver=solver, dtype="float64", standardize=False, weight_decay=1e-2, tol=1e-12,
+              epochs=300 if solver == "gd" else None, lr=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                       # gd: its limit, on purpose
+        a = ln.SoftmaxRegression(**kw).fit(X, y)
+        b = ln.SoftmaxRegression(**kw).fit(X.toarray(), y)
+    assert max_diff(a.coef_, b.coef_) < 1e-10
+    # softmax intercepts are defined up to a common shift: compare them centred, and the probabilities
+    assert max_diff(a.intercept_ - a.intercept_.mean(), b.intercept_ - b.intercept_.mean()) < 1e-10
+    assert max_diff(a.predict_proba(X), b.predict_proba(X.toarray())) < 1e-10
+
+
+@pytest.mark.parametrize("solver", ["exact", "lbfgs", "newton", "sgd"])
+def test_linear_regression_equal_on_csr_and_dense(solver):
+    X, _ = sparse_problem(k=1)
+    y = np.asarray(X @ np.arange(X.shape[1]) / 100.0).ravel() + 1.0
+    kw = dict(solver=solver, dtype="float64", weight_decay=1e-3, lr=0.05, batch_size=16, epochs=None)
+    a = ln.LinearRegression(**kw).fit(X, y)
+    b = ln.LinearRegression(**kw).fit(X.toarray(), y)
+    assert max_diff(a.coef_, b.coef_) < 1e-10
+    assert max_diff(a.predict(X), b.predict(X.toarray())) < 1e-10
+    assert abs(a.score(X, y) - b.score(X.toarray(), y)) < 1e-10
+
+
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.0, 1e-2), (0.9, 0.0), (0.9, 1e-3)])
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
+def test_sgd_on_csr_equals_dense_sgd(momentum, weight_decay, dtype, tol):
+    """The lazy sparse update (rows brought up to date when a batch touches them) is the dense
+    update: weights, intercepts, per-epoch losses (with the penalty) and accuracies."""
+    X, y = sparse_problem()
+    kw = dict(solver="sgd", dtype=dtype, standardize=False, lr=0.5, batch_size=32, epochs=4,
+              momentum=momentum, weight_decay=weight_decay, lr_schedule="step")
+    a = ln.SoftmaxRegression(**kw).fit(X, y)
+    b = ln.SoftmaxRegression(**kw).fit(X.toarray(), y)
+    assert max_diff(a.coef_, b.coef_) < tol
+    assert max_diff(a.intercept_, b.intercept_) < tol
+    assert max_diff(a.predict_proba(X), b.predict_proba(X.toarray())) < tol
+    for ra, rb in zip(a.history_, b.history_):
+        assert abs(ra["loss"] - rb["loss"]) < tol * max(1.0, rb["loss"])
+        assert ra["accuracy"] == pytest.approx(rb["accuracy"], abs=1e-12)
+
+
+def test_sparse_inputs_of_every_kind_are_the_same_rows():
+    X, y = sparse_problem(n=200, d=50)
+    ref = ln.SoftmaxRegression(solver="lbfgs", dtype="float64", weight_decay=1e-2).fit(X, y)
+    big = X.copy()
+    big.indices, big.indptr = big.indices.astype(np.int64), big.indptr.astype(np.int64)
+    t = torch.from_numpy(X.toarray())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # torch: "sparse CSR support is in beta"
+        torch_csr = t.to_sparse_csr()
+    kinds = {"csc": X.tocsc(), "coo": X.tocoo(), "csr_array": sp.csr_array(X), "int64 indices": big,
+             "torch csr": torch_csr, "torch coo": t.to_sparse()}
+    for name, Xk in kinds.items():
+        m = ln.SoftmaxRegression(solver="lbfgs", dtype="float64", weight_decay=1e-2).fit(Xk, y)
+        assert max_diff(m.coef_, ref.coef_) < 1e-10, name
+        assert max_diff(m.predict_proba(Xk), ref.predict_proba(X)) < 1e-10, name
+        assert m.score(Xk, y) == ref.score(X, y), name
+
+
+def test_sample_and_class_weights_on_sparse_rows():
+    X, y = sparse_problem(n=300)
+    w = np.random.default_rng(1).uniform(0, 3, size=300)
+    for kw in ({"solver": "lbfgs"}, {"solver": "sgd", "momentum": 0.9, "weight_decay": 1e-3, "epochs": 3}):
+        a = ln.SoftmaxRegression(dtype="float64", class_weight="balanced", standardize=False, **kw).fit(X, y, sample_weight=w)
+        b = ln.SoftmaxRegression(dtype="float64", class_weight="balanced", standardize=False, **kw).fit(X.toarray(), y,
+                                                                                               sample_weight=w)
+        assert max_diff(a.predict_proba(X), b.predict_proba(X.toarray())) < 1e-10
+
+
+def test_partial_fit_and_simulated_ranks_on_sparse_rows():
+    X, y = sparse_problem(n=400)
+    kw = dict(solver="sgd", dtype="float64", standardize=False, lr=0.3, batch_size=20, momentum=0.5, weight_decay=1e-3)
+    a, b = ln.SoftmaxRegression(**kw), ln.SoftmaxRegression(**kw)
+    for part in np.array_split(np.arange(400), 3):
+        a.partial_fit(X[part], y[part], classes=np.unique(y))
+        b.partial_fit(X.toarray()[part], y[part], classes=np.unique(y))
+    assert max_diff(a.coef_, b.coef_) < 1e-10
+    c = ln.SoftmaxRegression(**kw, epochs=2).fit(X, y, simulate_ranks=3)
+    d = ln.SoftmaxRegression(**kw, epochs=2).fit(X.toarray(), y, simulate_ranks=3)
+    assert max_diff(c.coef_, d.coef_) < 1e-10
+
+
+def test_step_listeners_see_the_present_parameters():
+    """Step events on sparse rows carry every row brought to the present step (the lazy rows too)."""
+    X, y = sparse_problem(n=120, d=80)
+
+    class Keep(Callback):
+        def __init__(self):
+            self.W = []
+
+        def on_step(self, state, step):
+            self.W.append(step.params.W.clone())
+
+    runs = []
+    for data in (X, X.toarray()):
+        keep = Keep()
+        ln.SoftmaxRegression(solver="sgd", dtype="float64", standardize=False, lr=0.5, batch_size=16, epochs=2,
+                             momentum=0.9, weight_decay=1e-2).fit(data, y, callbacks=[keep])
+        runs.append(keep.W)
+    assert len(runs[0]) == len(runs[1]) == 16
+    for Wa, Wb in zip(*runs):
+        assert float((Wa - Wb).abs().max()) < 1e-12
+
+
+def test_divergence_on_sparse_rows_keeps_the_last_finite_parameters():
+    X, y = sparse_problem(n=200)
+    X = X * 1e3
+    models = []
+    for data in (X, X.toarray()):
+        m = ln.SoftmaxRegression(solver="sgd", dtype="float64", standardize=False, lr=1e3, batch_size=10, epochs=3,
+                                 momentum=0.9, weight_decay=1e-3)
+        with pytest.raises(ln.DivergenceError):
+            m.fit(data, y)
+        models.append(m)
+    assert np.isfinite(models[0].coef_).all()
+    assert max_diff(models[0].coef_, models[1].coef_) <= 1e-9 * max(1.0, np.abs(models[1].coef_).max())
+
+
+def test_checkpoint_resume_inside_an_epoch_on_sparse_rows(tmp_path):
+    X, y = sparse_problem(n=300)
+    kw = dict(solver="sgd", dtype="float64", standardize=False, lr=0.3, batch_size=10, epochs=3, momentum=0.9,
+              weight_decay=1e-3)
+    whole = ln.SoftmaxRegression(**kw).fit(X, y)
+
+    class Stop(Callback):
+        def on_step(self, state, step):
+            if state.epoch == 1 and step.step == 17:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ln.SoftmaxRegression(**kw).fit(X, y, checkpoint_dir=tmp_path, checkpoint_every=5, callbacks=[Stop()])
+    resumed = ln.SoftmaxRegression(**kw).fit(X, y, checkpoint_dir=tmp_path, checkpoint_every=5, resume=True)
+    assert resumed.resumed_from_ is not None
+    assert max_diff(resumed.coef_, whole.coef_) < 1e-10          # to rounding (rows caught up at the checkpoint)
+
+
+def test_standardize_on_sparse_rows_scales_without_centring():
+    X, y = sparse_problem(n=300)
+    X = X @ sp.diags(np.linspace(0.1, 50, X.shape[1]))
+    a = ln.SoftmaxRegression(solver="lbfgs", dtype="float64", standardize=True, weight_decay=1e-3).fit(X, y)
+    pipe = make_pipeline(StandardScaler(with_mean=False),
+                         ln.SoftmaxRegression(solver="lbfgs", dtype="float64", standardize=False, weight_decay=1e-3))
+    pipe.fit(X, y)
+    assert max_diff(a.predict_proba(X), pipe.predict_proba(X)) < 1e-6
+    assert not a.mean_.any()
+
+
+def test_wide_sparse_data_is_never_densified():
+    """2²⁴ features: dense rows would take 64 GiB (1000 × 2²⁴ float32); W is 2²⁴ × 2."""
+    rng = np.random.default_rng(0)
+    n, d, nnz = 1000, 2**24, 10
+    X = sp.csr_matrix((np.ones(n * nnz, np.float32), rng.integers(0, d, n * nnz), np.arange(0, n * nnz + 1, nnz)),
+                      shape=(n, d))
+    y = rng.integers(0, 2, n)
+    m = ln.SoftmaxRegression(solver="sgd", epochs=2, standardize=False, momentum=0.9, weight_decay=1e-4).fit(X, y)
+    assert m.coef_.shape == (2, d)
+    assert m.predict(X[:5]).shape == (5,)
+    assert 0.0 <= m.score(X, y) <= 1.0
+
+
+def test_memory_hungry_solvers_refuse_wide_sparse_data_with_an_alternative():
+    n, d = 50, 2**22
+    X = sp.random(n, d, density=1e-5, format="csr", random_state=0, dtype=np.float64)
+    with pytest.raises(ln.LinearnetsError, match="lbfgs|sgd"):
+        ln.LinearRegression(solver="exact").fit(X, np.arange(n, dtype=float))
+    with pytest.raises(ln.LinearnetsError, match="newton-cg"):
+        ln.SoftmaxRegression(solver="newton").fit(X, np.arange(n) % 2)
+
+
+def test_sklearn_sparse_checks_pass():
+    for est in (ln.SoftmaxRegression(solver="sgd", epochs=3), ln.LinearRegression(solver="exact"),
+                ln.LinearRegression(solver="sgd", epochs=3)):
+        assert est.__sklearn_tags__().input_tags.sparse
+        name = type(est).__name__
+        check_estimator_sparse_array(name, est)
+        check_estimator_sparse_matrix(name, est)
+
+
+def test_tfidf_pipeline_on_raw_text():
+    rng = np.random.default_rng(0)
+    topics = {"sport": "goal match team score league coach player win".split(),
+              "space": "orbit rocket planet launch star moon nasa galaxy".split(),
+              "food": "recipe cook bake flavor dinner spice oven taste".split()}
+    common = "the a of and to in is it that with for on".split()
+    docs, labels = [], []
+    for _ in range(600):
+        topic = rng.choice(list(topics))
+        words = list(rng.choice(topics[topic], 4)) + list(rng.choice(common, 8))
+        docs.append(" ".join(rng.permutation(words)))
+        labels.append(topic)
+    for model in (ln.SoftmaxRegression(lr="auto"), ln.SoftmaxRegression(solver="lbfgs")):
+        pipe = Pipeline([("tfidf", TfidfVectorizer()), ("model", model)])
+        pipe.fit(docs[:500], labels[:500])
+        assert pipe.score(docs[500:], labels[500:]) >= 0.95
+        assert set(pipe.predict(["the rocket left orbit for the moon"])) == {"space"}
+    # the book's constant lr=0.1 also runs on raw text (tf-idf rows have norm 1: it learns slowly)
+    pipe = Pipeline([("tfidf", TfidfVectorizer()), ("model", ln.SoftmaxRegression())]).fit(docs, labels)
+    assert set(pipe.predict(docs[:50])) <= set(topics)
+
+
+# --- files and the command line -------------------------------------------------------------------
+def run_cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "linearnets", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_svmlight_files_in_the_api_and_the_cli(tmp_path):
+    from sklearn.datasets import dump_svmlight_file
+    X, y = sparse_problem(n=600, d=400, k=3)
+    dump_svmlight_file(X[:450], y[:450], str(tmp_path / "train.svm"))
+    dump_svmlight_file(X[450:, :300], y[450:], str(tmp_path / "test.svm"))         # narrower: its largest index
+    ds = ln.data.read_svmlight(tmp_path / "train.svm")
+    assert sp.issparse(ds.X) and ds.X.shape == (450, 400) and ds.y.dtype.kind == "i"
+    assert max_diff(ds.X.toarray(), X[:450].toarray()) < 1e-12
+    r = run_cli("train", "--data", tmp_path / "train.svm", "--solver", "lbfgs", "--weight-decay", "1e-3",
+                "--out", tmp_path / "m", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("evaluate", "--model", tmp_path / "m", "--data", tmp_path / "test.svm", "--json")
+    assert r.returncode == 0, r.stderr
+    model = ln.load(tmp_path / "m")
+    Xtest = sp.hstack([X[450:, :300], sp.csr_matrix((150, 100))]).tocsr()
+    assert json.loads(r.stdout)["accuracy"] == pytest.approx(model.score(Xtest, y[450:]), abs=1e-12)
+    r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / "test.svm", "--output", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+    assert (pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy() == model.predict(Xtest)).all()
+
+
+def test_hashed_text_and_categorical_columns_in_the_cli(tmp_path):
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    words = {"sport": "goal match team score league coach".split(), "space": "orbit rocket planet launch moon".split()}
+    rows = [{"title": " ".join(rng.choice(words[t], 5)), "venue": rng.choice(["web", "print"]), "pages": int(rng.integers(1, 9)),
+             "topic": t} for t in rng.choice(list(words), 400)]
+    frame = pd.DataFrame(rows)
+    frame.iloc[:300].to_csv(tmp_path / "news.csv", index=False)
+    frame.iloc[300:].drop(columns=["topic"]).to_csv(tmp_path / "new.csv", index=False)
+    r = run_cli("train", "--data", tmp_path / "news.csv", "--target", "topic", "--hash-features", "1024",
+                "--out", tmp_path / "m", "--quiet")
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["n_features"] == 1024
+    assert card["preprocessing"]["feature_hashing"] == {"n_features": 1024, "numeric": ["pages"],
+                                                        "categorical": ["venue"], "text": ["title"]}
+    r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / "new.csv", "--output", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    predicted = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
+    assert (predicted == frame.iloc[300:]["topic"].to_numpy()).mean() >= 0.95
+    # the same hashing through the API: the saved model predicts what the CLI wrote
+    hashing = ln.data.FeatureHashing.from_card(card["preprocessing"]["feature_hashing"])
+    model = ln.load(tmp_path / "m")
+    assert (model.predict(hashing.transform(frame.iloc[300:])) == predicted).all()
+    r = run_cli("train", "--data", "digits", "--hash-features", "64", "--out", tmp_path / "x", "--quiet")
+    assert r.returncode == 2 and "built in" in r.stderr
+
+
+def test_svmlight_index_base_is_kept_with_the_model(tmp_path):
+    """A one-based training file and a later file whose rows happen to use feature 1 (index 0 in
+    zero-based terms) are read the same way: the model card keeps the base."""
+    (tmp_path / "train.svm").write_text("0 1:1 2:0.5\n1 3:2 4:1\n0 1:0.7 4:0.1\n1 3:1.5\n")
+    (tmp_path / "new.svm").write_text("0 3:2\n")
+    r = run_cli("train", "--data", tmp_path / "train.svm", "--val-fraction", "0", "--solver", "lbfgs",
+                "--out", tmp_path / "m", "--quiet")
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["preprocessing"]["zero_based"] is False and card["n_features"] == 4
+    r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / "new.svm", "--output", "-")
+    assert r.returncode == 0, r.stderr
+    model = ln.load(tmp_path / "m")
+    row = sp.csr_matrix(([2.0], ([0], [2])), shape=(1, 4))       # "3:2", one-based → column 2
+    assert r.stdout.splitlines()[1] == str(model.predict(row)[0])
