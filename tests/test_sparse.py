@@ -329,3 +329,82 @@ def test_svmlight_index_base_is_kept_with_the_model(tmp_path):
     model = ln.load(tmp_path / "m")
     row = sp.csr_matrix(([2.0], ([0], [2])), shape=(1, 4))       # "3:2", one-based → column 2
     assert r.stdout.splitlines()[1] == str(model.predict(row)[0])
+
+
+# --- svmlight shards, streamed --------------------------------------------------------------------
+def with_first_column(X, value):
+    """X with column 0 set to ``value`` in every row."""
+    X = X.tolil()
+    X[:, 0] = value
+    return X.tocsr()
+
+
+def svmlight_folder(tmp_path, X, y, parts=3, zero_based=False):
+    from sklearn.datasets import dump_svmlight_file
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(X.shape[0]), parts)):
+        dump_svmlight_file(X[rows], y[rows], str(folder / f"part{i}.svm"), zero_based=zero_based)
+    return folder
+
+
+@pytest.mark.parametrize("zero_based", [False, True])
+def test_streamed_svmlight_shards_read_back_the_rows(tmp_path, zero_based):
+    X, y = sparse_problem(n=1100, d=300)
+    X = with_first_column(X, 1.0)                                   # column 0 used: the base is unambiguous
+    folder = svmlight_folder(tmp_path, X, y, zero_based=zero_based)
+    shards = ln.data.open_shards(folder, block_rows=100)
+    assert (shards.n, shards.d, shards.zero_based) == (1100, 300, zero_based)
+    assert shards.labels().tolist() == sorted(set(y.tolist()))
+    for block_rows in (1, 77, 256, 1000):                          # blocks across the index's granules
+        back = sp.vstack([b[0] for b in shards.blocks(block_rows)])
+        assert max_diff(back.toarray(), X.toarray()) < 1e-12
+        assert (np.concatenate([b[1] for b in shards.blocks(block_rows)]) == y).all()
+    train, val = shards.split(0.2, seed=3)
+    assert train.n + val.n == 1100 and abs(val.n - 220) <= 100
+
+
+def test_streamed_svmlight_training_equals_in_memory_training(tmp_path):
+    """One window holding every row: the epoch's order is the in-memory one, so the models agree."""
+    X, y = sparse_problem(n=900, d=250)
+    X = with_first_column(X, 0.5)
+    shards = ln.data.open_shards(svmlight_folder(tmp_path, X, y), buffer_rows=10**6, block_rows=64)
+    for kw in (dict(solver="sgd", momentum=0.9, weight_decay=1e-3, epochs=3, batch_size=32, lr=0.5),
+               dict(solver="lbfgs", weight_decay=1e-2)):
+        a = ln.SoftmaxRegression(dtype="float64", standardize=True, **kw).fit(shards)
+        b = ln.SoftmaxRegression(dtype="float64", standardize=True, **kw).fit(X, y)
+        assert max_diff(a.coef_, b.coef_) < 1e-10
+        assert a.score(shards) == b.score(X, y)
+        assert max_diff(a.predict_proba(shards), b.predict_proba(X)) < 1e-10
+    small = ln.data.open_shards(shards.paths[0].parent, buffer_rows=128, block_rows=32)   # windows of 128 rows
+    m = ln.SoftmaxRegression(solver="sgd", epochs=5, lr="auto").fit(small)
+    assert m.score(X, y) > 0.6
+
+
+def test_streamed_svmlight_files_that_are_not_one_row_per_line(tmp_path):
+    (tmp_path / "a.svm").write_text("1 1:1\n# a comment\n0 2:1\n")
+    with pytest.raises(ln.LinearnetsError, match="one row per line"):
+        ln.data.open_shards(tmp_path / "a.svm")
+    (tmp_path / "b.svm").write_text("1 1:1 x\n")
+    with pytest.raises(ln.LinearnetsError, match="svmlight"):
+        ln.data.open_shards(tmp_path / "b.svm")
+    (tmp_path / "c.svm").write_text("1 1:1\n0 9:1\n")
+    with pytest.raises(ln.LinearnetsError, match="beyond the model's 4 features"):
+        ln.data.open_shards(tmp_path / "c.svm", n_features=4, zero_based=False)
+
+
+def test_cli_streams_a_folder_of_svmlight_files(tmp_path):
+    X, y = sparse_problem(n=600, d=200)
+    X = with_first_column(X, 1.0)
+    folder = svmlight_folder(tmp_path, X, y)
+    r = run_cli("train", "--data", folder, "--out", tmp_path / "m", "--quiet", "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert card["n_features"] == 200 and card["preprocessing"]["zero_based"] is False
+    streamed = run_cli("evaluate", "--model", tmp_path / "m", "--data", folder, "--json")
+    whole = run_cli("evaluate", "--model", tmp_path / "m", "--data", folder / "part1.svm", "--json")
+    part1 = run_cli("evaluate", "--model", tmp_path / "m", "--data", folder / "part1.svm", "--stream", "--json")
+    assert streamed.returncode == whole.returncode == part1.returncode == 0, streamed.stderr + whole.stderr
+    model = ln.load(tmp_path / "m")
+    assert json.loads(streamed.stdout)["accuracy"] == pytest.approx(model.score(X, y), abs=1e-12)
+    assert json.loads(whole.stdout)["accuracy"] == json.loads(part1.stdout)["accuracy"]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import linearnets as ln
-from linearnets.data.shards import open_shards
+from linearnets.data import open_shards
 from linearnets.data.shuffle import epoch_generator, rank_range, shuffled_batches
 from linearnets.losses import get_loss
 
@@ -154,7 +154,7 @@ def test_simulated_ranks_are_one_sgd_over_the_concatenated_rank_batches(tmp_path
     (lambda p: (np.save(p / "a.npy", np.ones((5, 3))),
                 pd.DataFrame({"a": [1.0], "y": [1]}).to_parquet(p / "b.parquet")), "mixes"),
     (lambda p: pd.DataFrame({"a": ["x", "y"], "y": [0, 1]}).to_parquet(p / "f.parquet"), "not numeric"),
-    (lambda p: (p / "f.csv").write_text("a,y\n1,2\n"), "no .npy or .parquet"),
+    (lambda p: (p / "f.csv").write_text("a,y\n1,2\n"), "no .npy, .parquet or svmlight"),
 ])
 def test_bad_shards_are_refused_with_a_clear_error(tmp_path, make, match):
     make(tmp_path)

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _streamed(args) -> bool:
     if args.data in data.BUILTIN:
         if args.stream:
-            raise UsageError(f"--stream reads .npy/.parquet files or folders; {args.data!r} is built in")
+            raise UsageError(f"--stream reads .npy/.parquet/.svm files or folders; {args.data!r} is built in")
         return False
     return args.stream or Path(args.data).is_dir()
 
@@ -367,7 +367,7 @@ def _train(args, comm) -> int:
                    "seconds": seconds, "world_size": comm.world_size,
                    "train": train_metrics, "val": val_metrics, "history": list(model.history_)}
         with atomic_folder(out) as folder:               # the outputs replace the old ones as a unit
-            model.save(folder, atomic=False, preprocessing=_preprocessing(ds, hashing))
+            model.save(folder, atomic=False, preprocessing=_preprocessing(ds, hashing, shards))
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
             write_history_csv(model.history_, folder / "metrics.csv")
             training_curves(model.history_, folder / "curves.png",
@@ -385,14 +385,15 @@ def _train(args, comm) -> int:
     return 0
 
 
-def _preprocessing(ds, hashing) -> dict | None:
+def _preprocessing(ds, hashing, shards=None) -> dict | None:
     """What the model card keeps of how the training file became features: its feature hashing,
-    the index base of an svmlight file."""
+    the index base of svmlight files (read whole or streamed)."""
     pre = {}
     if hashing is not None:
         pre["feature_hashing"] = hashing.to_card()
-    if ds is not None and ds.zero_based is not None:
-        pre["zero_based"] = ds.zero_based
+    zero_based = getattr(ds, "zero_based", None) if shards is None else getattr(shards, "zero_based", None)
+    if zero_based is not None:
+        pre["zero_based"] = zero_based
     return pre or None
 
 
@@ -409,7 +410,9 @@ def _live_history(out: Path) -> Path:
 def cmd_evaluate(args) -> int:
     model = load(args.model)
     if _streamed(args):
-        shards = data.open_shards(args.data, args.target, weight=args.weight, shuffle=False)
+        pre = getattr(model, "preprocessing_", None) or {}
+        shards = data.open_shards(args.data, args.target, weight=args.weight, shuffle=False,
+                                  n_features=model.n_features_in_, zero_based=pre.get("zero_based", "auto"))
         metrics = model.evaluate(shards)
         scored = f"all {shards.n} rows of {shards.name}"
     else:

@@ -253,7 +253,7 @@ class _LinearModel(BaseEstimator):
                     delattr(self, name)
             return
         mean, var = feature_moments(X, comm)
-        if sp.issparse(X):                                  # scaled, not centred: centring would densify
+        if sp.issparse(X) or getattr(X, "sparse", False):   # scaled, not centred: centring would densify
             mean = torch.zeros_like(mean)                   # (StandardScaler(with_mean=False))
         scale = var.sqrt()
         scale = torch.where(scale > 10 * torch.finfo(torch.float64).eps * mean.abs().clamp(min=1.0), scale, 1.0)
@@ -521,7 +521,8 @@ class _LinearModel(BaseEstimator):
             return matmul(Xc, W) + b                                      # (n, k)
         if isinstance(X, Shards):
             self._check_shards(X, fit=False)
-            parts = [logits(torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device)) for Xc, _, _ in X.blocks()]
+            parts = [logits(CSR.from_scipy(Xc, W.dtype, W.device) if sp.issparse(Xc)
+                            else torch.from_numpy(Xc).to(dtype=W.dtype, device=W.device)) for Xc, _, _ in X.blocks()]
             Z = torch.cat(parts) if parts else W.new_zeros(0, W.shape[1])
         else:
             X = self._validate_X(X, reset=False)

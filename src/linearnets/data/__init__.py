@@ -22,8 +22,10 @@ from .idx import (
     verify,
     write_idx,
 )
-from .shards import Shards, open_shards
+from .shards import Shards
 from .source import Block, DataSource, InMemory, Interleaved, Streamed, holdout
+from .streams import open_shards
+from .svmlight import SvmlightShards
 from .synthetic import (
     FASHION_CLASSES,
     fashion_mnist_like,
@@ -52,7 +54,7 @@ def load(name: str, *, split: str = "train", root=None, download: bool = True, s
 
 
 __all__ = ["Dataset", "load", "Shards", "open_shards", "Block", "DataSource", "InMemory", "Interleaved",
-           "Streamed", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table", "read_svmlight", "FeatureHashing",
+           "Streamed", "SvmlightShards", "Targets", "holdout", "BUILTIN", "load_digits", "load_diabetes", "read_table", "read_svmlight", "FeatureHashing",
            "synthetic_regression", "synthetic_classification", "fashion_mnist_like",
            "handwritten_28x28",
            "FASHION_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "parse_idx",

@@ -38,7 +38,7 @@ from ..errors import DataError, FormatError
 from .files import column_index
 from .shuffle import derived_seed, rank_range
 
-__all__ = ["Shards", "Piece", "open_shards", "STREAM_SUFFIXES"]
+__all__ = ["Shards", "Piece", "STREAM_SUFFIXES"]
 
 STREAM_SUFFIXES = (".npy", ".parquet", ".pq")
 MAX_HEADER = 1 << 16
@@ -182,6 +182,8 @@ class Shards:
     ``block_rows`` and ``shuffle`` say how training shuffles the stream
     (:func:`~linearnets.data.shuffle.shuffled_batches`).
     """
+
+    sparse = False                   # rows come as scipy CSR matrices (svmlight shards)
 
     def __init__(self, paths: list[Path], target=None, *, has_target: bool = True, weight=None,
                  name: str | None = None, buffer_rows: int = 16384, block_rows: int = 4096, shuffle: bool = True):
@@ -369,28 +371,3 @@ class Shards:
                 yield shard.read_columns(piece.start, piece.stop, [], self.target)[1]
             else:
                 yield shard.read(piece.start, piece.stop)[:, self.target]
-
-
-def open_shards(path, target=None, *, has_target: bool = True, weight=None, buffer_rows: int = 16384,
-                block_rows: int = 4096, shuffle: bool = True) -> Shards:
-    """A :class:`Shards` over an NPY/Parquet file or a folder of them (sorted by name).
-
-    ``buffer_rows``, ``block_rows``, ``shuffle``: how training shuffles the stream (see
-    :func:`~linearnets.data.shuffle.shuffled_batches`); full-batch solvers read in file order.
-    """
-    path = Path(path)
-    opts = dict(has_target=has_target, weight=weight, buffer_rows=buffer_rows, block_rows=block_rows,
-                shuffle=shuffle)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in STREAM_SUFFIXES)
-        if not files:
-            raise DataError(f"{path}: no .npy or .parquet files in this folder")
-        return Shards(files, target, name=path.name, **opts)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file or folder")
-    if path.suffix.lower() not in STREAM_SUFFIXES:
-        raise DataError(f"{path}: streaming reads .npy and .parquet files (got {path.suffix!r}); "
-                        "convert a CSV with pandas (df.to_parquet) first")
-    return Shards([path], target, **opts)
-
-

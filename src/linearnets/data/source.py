@@ -36,6 +36,7 @@ from .arrays import as_tensor
 from .shards import Shards
 from .shuffle import derived_seed, epoch_generator, rank_range, shuffled_batches
 from .sparse import CSR, column_moments
+from .svmlight import sparse_shuffled_batches
 from .targets import Targets
 
 __all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout",
@@ -103,10 +104,23 @@ def standardized(X: Tensor | CSR, transform, copy: bool = False) -> Tensor | CSR
 def feature_moments(rows, comm=None) -> tuple[Tensor, Tensor]:
     """(mean (d,), population variance (d,)) of the features, float64: of an array in one go, of
     shards block by block (Chan's merge: no cancellation) — each rank its share, then merged.
-    Sparse rows (scipy.sparse, or a :class:`CSR`): from Σx and Σx² per column."""
-    if isinstance(rows, CSR) or sp.issparse(rows):
-        X = rows if isinstance(rows, CSR) else CSR.from_scipy(rows, torch.float64)
-        s1, s2, n = column_moments(X)
+    Sparse rows (scipy.sparse, a :class:`CSR`, svmlight shards): from Σx and Σx² per column."""
+    if isinstance(rows, CSR) or sp.issparse(rows) or getattr(rows, "sparse", False):
+        if isinstance(rows, Shards):
+            world = comm.world_size if comm is not None else 1
+            mine = rows.part(comm.rank, world) if world > 1 else rows
+            blocks = (CSR.from_scipy(X, torch.float64) for X, _, _ in mine.blocks(mine.block_rows))
+        else:
+            blocks = [rows if isinstance(rows, CSR) else CSR.from_scipy(rows, torch.float64)]
+        d = rows.d if isinstance(rows, Shards) else rows.shape[1]
+        s1, s2, n = torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64), 0.0
+        for X in blocks:
+            a, b, m = column_moments(X)
+            s1, s2, n = s1 + a, s2 + b, n + m
+        if isinstance(rows, Shards) and comm is not None and comm.world_size > 1:
+            total = torch.cat([s1, s2, torch.tensor([n], dtype=torch.float64)])
+            comm.sum_(total)
+            s1, s2, n = total[:d], total[d:2 * d], float(total[-1])
         mean = s1 / max(n, 1.0)
         return mean, (s2 / max(n, 1.0) - mean.square()).clamp(min=0.0)
     if not isinstance(rows, Shards):
@@ -356,7 +370,9 @@ class Streamed(DataSource):
         self.weighted = shards.weight is not None or targets.class_weights is not None
         self.dtype, self.device = dtype, torch.device(device or "cpu")
         self.rank, self.shares = rank, shares or (shards.n,)
-        self.chunk_rows = chunk_rows_for(shards.d, dtype)
+        self.sparse = shards.sparse
+        self.chunk_rows = (max(1, CHUNK_BYTES // shards.row_bytes) if shards.sparse
+                           else chunk_rows_for(shards.d, dtype))
 
     n = property(lambda self: self.shards.n)
     d = property(lambda self: self.shards.d)
@@ -395,17 +411,28 @@ class Streamed(DataSource):
 
     def empty(self) -> Block:
         X = torch.empty(0, self.d, dtype=self.dtype, device=self.device)
+        if self.sparse:
+            X = CSR.from_scipy(sp.csr_matrix((0, self.d)), self.dtype, self.device)
         w = torch.empty(0, dtype=torch.float64) if self.shards.weight is not None else None
         return self.block(X, torch.empty(0, dtype=torch.int64 if self.classification else torch.float64), w)
 
     def chunks(self) -> Iterator[Block]:
         for X, y, w in self.shards.blocks(self.chunk_rows):
-            Xc = torch.from_numpy(X).to(device=self.device, dtype=self.dtype).contiguous()   # one copy
+            if self.sparse:
+                Xc = CSR.from_scipy(X, self.dtype, self.device)
+            else:
+                Xc = torch.from_numpy(X).to(device=self.device, dtype=self.dtype).contiguous()   # one copy
             yield self.block(Xc, self.encode(y), None if w is None else torch.from_numpy(np.asarray(w, np.float64)))
 
     def _epoch(self, epoch, B, seed):
         sh = self.shards
         gen = epoch_generator(seed, epoch, self.rank) if sh.shuffle else None
+        if self.sparse:
+            for Xb, tb, wb in sparse_shuffled_batches(sh, B, generator=gen, encode=self.encode, dtype=self.dtype,
+                                                      device=self.device, buffer_rows=sh.buffer_rows,
+                                                      block_rows=sh.block_rows):
+                yield self.block(Xb, tb, wb)
+            return
         for Xb, tb, wb in shuffled_batches(sh, B, generator=gen, encode=self.encode, dtype=self.dtype,
                                            device=self.device, buffer_rows=sh.buffer_rows, block_rows=sh.block_rows,
                                            views=True):
