@@ -2,20 +2,27 @@
 (Debian's, through Playwright) loads each playground, changes a control as a user would, and reads
 back what the page plots from the page's own data (BokehJS models), never from a screenshot."""
 
+import base64
 import json
 import math
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from bokeh.document import Document
+from bokeh.embed.bundle import bundle_for_objs_and_resources
+from bokeh.embed.server import server_html_page_for_session
+from bokeh.resources import Resources
 
-from linearnets.playground import compute
+from linearnets.playground import apps, compute
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
@@ -145,23 +152,45 @@ def test_regression_path_converges_below_the_stable_rate_and_diverges_above(serv
     page.close()
 
 
+def confusion_matrix(page):
+    """The confusion matrix the page shows, read from its table: {(true, predicted): count}."""
+    cells = re.findall(r'<td title="true (\d), predicted (\d)"[^>]*>(\d*)</td>', page.text("confusion"))
+    return {(int(t), int(p)): int(c or 0) for t, p, c in cells}
+
+
+def misclassified(page):
+    """The misclassified digits the page shows: (PNG bytes, true, predicted) for each."""
+    found = re.findall(r'<img src="data:image/png;base64,([^"]+)"[^>]*title="true (\d), predicted (\d)"',
+                       page.text("wrong"))
+    return [(base64.b64decode(png), int(t), int(p)) for png, t, p in found]
+
+
 def test_softmax_trains_live_and_a_new_loss_replaces_the_run(server, browser):
     page = Page(browser, server + "softmax")
-    page.wait("() => Bokeh.documents[0].get_model_by_name('confusion').data.count.length == 100")
+    page.wait("() => Bokeh.documents[0].get_model_by_name('confusion').text.includes('<table')")
     curves = page.data("curves")
     assert curves["epoch"] == list(range(1, 31))            # every epoch arrived, in order
     assert all(0 < s for s in curves["seconds"]) and curves["seconds"] == sorted(curves["seconds"])
     ce_final, ce_first_loss = curves["test_accuracy"][-1], curves["loss"][0]
-    assert ce_final > 0.9 and len(page.data("wrong")["image"]) > 0
+    assert ce_final > 0.9
+    cm, n_test = confusion_matrix(page), len(compute.digits_split(0)[3])
+    assert len(cm) == 100 and sum(cm.values()) == n_test    # every test image counted once
+    right = sum(cm[i, i] for i in range(10))
+    assert right / n_test == pytest.approx(ce_final, abs=0.02)
+    wrong = misclassified(page)
+    assert len(wrong) == min(16, n_test - right) > 0
+    for png, true, predicted in wrong:                      # an 8×8 PNG each, labelled with two different classes
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (8, 8) and true != predicted
     assert "samples/s" in page.text("rate")
     page.set("epochs", "12")
     page.set("loss", "mse")
     page.wait("() => { const d = Bokeh.documents[0]; return d.get_model_by_name('rate').text.includes('mse, epoch 12/12')"
               " && d.get_model_by_name('rate').text.includes('done')"
-              " && d.get_model_by_name('confusion').data.count.length == 100 }")
+              " && d.get_model_by_name('confusion').text.includes('<table') }")
     curves = page.data("curves")
     assert curves["epoch"] == list(range(1, 13))            # the obsolete run's epochs are gone
     assert max(curves["loss"]) <= 1.0 < ce_first_loss         # ½‖ŷ − y‖² ≤ 1 always; CE's first epoch was above 1
+    assert sum(confusion_matrix(page).values()) == n_test
     page.shot("softmax")
     assert page.errors == []
     page.close()
@@ -314,6 +343,19 @@ def test_binds_loopback_unless_told_and_refuses_bad_ports(tmp_path):
     r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--serve", "--no-browser", "--port", "70000"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--port 70000 is out of range" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("path", list(apps.APPS))
+def test_each_page_loads_only_the_bokehjs_bundles_it_needs(path):
+    """The pages load ``apps.BUNDLES`` (not WebGL, tables or MathJax): enough for every model they hold."""
+    doc = Document()
+    apps.APPS[path](doc)
+    needed = bundle_for_objs_and_resources(doc.roots, Resources(mode="server")).js_files
+    assert {Path(str(url).split("?")[0]).name.removesuffix(".min.js") for url in needed} <= set(apps.BUNDLES)
+    html = server_html_page_for_session(SimpleNamespace(token="t", document=doc), Resources(mode="server"),
+                                        doc.title, doc.template, doc.template_variables)
+    loaded = re.findall(r'<script src="[^"]*/([\w-]+)\.min\.js', html)
+    assert loaded == apps.BUNDLES
 
 
 def test_limits_are_checked_on_the_server():

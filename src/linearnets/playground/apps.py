@@ -4,27 +4,45 @@ library's solvers in a worker thread and streams what they emit into the page.
 Bokeh was chosen because a Bokeh server already is what this needs: one document per browser
 tab (independent sessions), a websocket that carries data-source updates as they happen,
 ``on_session_destroyed`` when a tab goes away, contour plots, and BokehJS shipped inside the
-Python package (served by the server itself — works offline, no CDN). Every plotted source has a
-``name`` so tests (and curious users) can read the page's own data:
-``Bokeh.documents[0].get_model_by_name("path").data``.
+Python package (served by the server itself — works offline, no CDN). Every plotted source and
+every part of the page written as HTML has a ``name`` so tests (and curious users) can read the
+page's own data: ``Bokeh.documents[0].get_model_by_name("path").data``, ``….get_model_by_name("confusion").text``.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import struct
 import threading
 import time
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
+from bokeh.core.templates import FILE
 from bokeh.events import DoubleTap, Tap
 from bokeh.layouts import column, row
-from bokeh.models import Button, ColumnDataSource, Div, Select, Slider, Span, TextInput
-from bokeh.palettes import Greys256
+from bokeh.models import (
+    Button,
+    ColumnDataSource,
+    Div,
+    FixedTicker,
+    LinearAxis,
+    LinearScale,
+    Range1d,
+    Select,
+    Slider,
+    Span,
+    TextInput,
+)
 from bokeh.plotting import figure
 from bokeh.plotting.contour import contour_data
+from bokeh.resources import Resources
+from bokeh.server.views.static_handler import StaticHandler
+from bokeh.settings import settings
 
 from ..errors import LinearnetsError
 from . import PLAYGROUNDS, compute
@@ -57,7 +75,8 @@ SHUTDOWN = threading.Event()      # set when the server stops: every run ends at
 class Session:
     """One browser tab's work. :meth:`start` cancels the run it makes obsolete (a new generation),
     runs ``job(emit, cancelled)`` in a worker thread and applies what it emits on the document's
-    own loop; :meth:`stop` cancels; a closed tab cancels everything it started."""
+    own loop (what arrives before the loop gets to it, in one update); :meth:`stop` cancels; a
+    closed tab cancels everything it started."""
 
     def __init__(self, doc, message: Div):
         self.doc, self.message = doc, message
@@ -67,6 +86,7 @@ class Session:
         self.last_start = 0.0
         self.pending = None
         self.refused_at = -1e9
+        self.lock = threading.Lock()
         REGISTRY.add("sessions", 1)
         doc.on_session_destroyed(self._destroyed)
 
@@ -126,9 +146,23 @@ class Session:
             if not cancelled():
                 fn(*args)
 
+        emitted = []                               # what the run emitted since the page was last updated
+
+        def flush():
+            with self.lock:
+                batch = emitted[:]
+                emitted.clear()
+            if batch:
+                apply(on_emit, batch)
+
         def emit(kind, payload):
-            if not cancelled():
-                self.doc.add_next_tick_callback(partial(apply, on_emit, kind, payload))
+            if cancelled():
+                return
+            with self.lock:
+                emitted.append(payload)
+                first = len(emitted) == 1
+            if first:                              # one page update for all that arrives before it runs
+                self.doc.add_next_tick_callback(flush)
 
         def work():
             if cancelled():                        # obsolete before a worker was free
@@ -154,6 +188,27 @@ class Session:
         self.pending = None
 
 
+# A Bokeh server's page loads every BokehJS bundle (3.9 MB: WebGL, tables and MathJax included) because it
+# cannot know what a document will use; the playgrounds use plots and widgets only, so their pages load
+# BokehJS and its widgets (1.6 MB) and no more (a test checks that no playground needs another bundle).
+BUNDLES = ["bokeh", "bokeh-widgets"]
+PAGE = FILE.environment.from_string("{% extends base %}{% block js_resources %}{{ playground_js }}{% endblock %}")
+
+
+@cache
+def _page_js(mode: str) -> str:
+    return Resources(mode=mode, root_url="/", path_versioner=StaticHandler.append_version,
+                     components=BUNDLES).render_js()
+
+
+def _page(doc):
+    """Serve ``doc`` with the BokehJS bundles in ``BUNDLES`` only."""
+    mode = settings.resources(default="server")
+    if mode in ("server", "server-dev"):            # (BOKEH_RESOURCES asked for another source: Bokeh's own page)
+        doc.template = PAGE
+        doc.template_variables["playground_js"] = _page_js(mode)
+
+
 def _frame(doc, name: str, body, session_message: Div):
     title, claims, teaches = PLAYGROUNDS[name]
     links = " · ".join(f'<a href="/report/index.html#{c}">{c} in the report</a>' for c in claims)
@@ -161,6 +216,7 @@ def _frame(doc, name: str, body, session_message: Div):
                     f'<p style="margin:2px 0"><a href="/">all playgrounds</a> · {links}</p>', name="header")
     doc.add_root(column(head, session_message, body, sizing_mode="stretch_width"))
     doc.title = f"linearnets · {title}"
+    _page(doc)
 
 
 def _message() -> Div:
@@ -240,11 +296,12 @@ def regression(doc):
         return partial(compute.regression_run, sf, solver=s["solver"], lr=s["lr"], batch_size=s["batch_size"],
                        momentum=s["momentum"], epochs=s["epochs"], seed=0)
 
-    def on_emit(kind, payload):
+    def on_emit(batch):
+        w1, w2, loss = ([x for p in batch for x in p[k]] for k in ("w1", "w2", "loss"))
         k0 = len(path.data["w1"])
-        steps = list(range(k0, k0 + len(payload["w1"])))
-        path.stream({"w1": payload["w1"], "w2": payload["w2"], "step": steps})
-        losses.stream({"step": steps, "loss": payload["loss"]})
+        steps = list(range(k0, k0 + len(w1)))
+        path.stream({"w1": w1, "w2": w2, "step": steps})
+        losses.stream({"step": steps, "loss": loss})
 
     def on_done(result):
         if "error" in result:
@@ -284,27 +341,13 @@ def softmax(doc):
     rate = Div(text="", name="rate")
     curves = ColumnDataSource({"epoch": [], "loss": [], "accuracy": [], "test_accuracy": [], "seconds": []},
                               name="curves")
-    a = figure(title="training loss per epoch", width=330, height=260, x_axis_label="epoch", y_axis_type="log")
-    a.line("epoch", "loss", source=curves, line_width=2)
-    b = figure(title="accuracy per epoch", width=330, height=260, x_axis_label="epoch", y_range=(0, 1.02))
-    b.line("epoch", "accuracy", source=curves, line_width=2, legend_label="train")
-    b.line("epoch", "test_accuracy", source=curves, line_width=2, color="#ff7f0e", legend_label="test")
-    b.legend.location = "bottom_right"
-    c = figure(title="test accuracy per second", width=330, height=260, x_axis_label="seconds", y_range=(0, 1.02))
-    c.line("seconds", "test_accuracy", source=curves, line_width=2, color="#ff7f0e")
-    confusion = ColumnDataSource({"true": [], "pred": [], "count": [], "color": []}, name="confusion")
-    cm = figure(title="confusion matrix (test)", width=380, height=340, x_range=[str(i) for i in range(10)],
-                y_range=[str(i) for i in range(9, -1, -1)], x_axis_label="predicted", y_axis_label="true")
-    cm.rect("pred", "true", 1, 1, source=confusion, fill_color="color", line_color=None)
-    cm.text("pred", "true", text="count", source=confusion, text_align="center", text_baseline="middle",
-            text_font_size="9pt")
-    wrong = ColumnDataSource({"image": [], "x": [], "y": [], "top": [], "label": []}, name="wrong")
-    grid = figure(title="misclassified test digits (true → predicted)", width=380, height=340,
-                  x_range=(0, 4 * 9), y_range=(0, 4 * 10), tools="")
-    grid.axis.visible = False
-    grid.grid.visible = False
-    grid.image("image", x="x", y="y", dw=8, dh=8, source=wrong, palette=Greys256[::-1])
-    grid.text("x", "top", text="label", source=wrong, text_font_size="8pt")
+    # Two plots, loss and accuracy together, per epoch and per second: each plot cost the page ~70 ms to build
+    # on this 2-core machine, and the first epoch is to show within 1 s of opening it.
+    per_epoch = _loss_and_accuracy(curves, "epoch", ("accuracy", "test_accuracy"), "per_epoch")
+    per_second = _loss_and_accuracy(curves, "seconds", ("test_accuracy",), "per_second")
+    # the end of a run as HTML (a table, 8×8 PNGs): nothing more for BokehJS to lay out
+    confusion = Div(text="", name="confusion")
+    wrong = Div(text="", name="wrong")
 
     state = {"loss": loss.value}
 
@@ -315,15 +358,14 @@ def softmax(doc):
              "loss": compute.choice("loss", loss.value), "lr": lr_value,
              "batch_size": compute.checked("batch_size", batch.value), "epochs": compute.checked("epochs", _number(epochs))}
         curves.data = {k: [] for k in curves.data}
-        confusion.data = {k: [] for k in confusion.data}
-        wrong.data = {k: [] for k in wrong.data}
+        confusion.text = wrong.text = ""
         rate.text = f"training {s['solver']} on {s['loss']}…"
         state["loss"], state["epochs"] = s["loss"], s["epochs"]
         return partial(compute.softmax_run, **s, seed=0)
 
-    def on_emit(kind, r):
-        curves.stream({"epoch": [r["epoch"]], "loss": [r["loss"]], "accuracy": [r["accuracy"]],
-                       "test_accuracy": [r["test_accuracy"]], "seconds": [r["seconds"]]})
+    def on_emit(batch):
+        curves.stream({k: [r[k] for r in batch] for k in curves.data})
+        r = batch[-1]
         sps = r["samples_per_s"]
         rate.text = (f"{state['loss']}, epoch {r['epoch']}/{state['epochs']}: test accuracy <b>{r['test_accuracy']:.3f}</b>, {r['seconds']:.2f} s, "
                      + (f"{sps:,.0f} samples/s" if sps else ""))
@@ -332,17 +374,8 @@ def softmax(doc):
         if "error" in result or result.get("diverged"):
             session.say(result.get("error") or f"Diverged: {result['diverged']}", error=True)
             return
-        m = np.asarray(result["confusion"])
-        top = max(int(m.max()), 1)
-        cells = [(str(i), str(j), int(m[i, j])) for i in range(10) for j in range(10)]
-        confusion.data = {"true": [t for t, _, _ in cells], "pred": [p for _, p, _ in cells],
-                          "count": [str(v) if v else "" for _, _, v in cells],
-                          "color": [_blue(v / top) for _, _, v in cells]}
-        imgs = result["wrong_images"]
-        wrong.data = {"image": [np.asarray(im) for im in imgs], "x": [(i % 4) * 9 for i in range(len(imgs))],
-                      "y": [(3 - i // 4) * 10 for i in range(len(imgs))],
-                      "top": [(3 - i // 4) * 10 + 8.1 for i in range(len(imgs))],
-                      "label": [f"{t}→{p}" for t, p in zip(result["wrong_true"], result["wrong_pred"], strict=True)]}
+        confusion.text = _confusion_table(np.asarray(result["confusion"]))
+        wrong.text = _digit_grid(result["wrong_images"], result["wrong_true"], result["wrong_pred"])
         rate.text += f"<br>done: test accuracy {result['test_accuracy']:.3f}, lr {result['lr']:.3g}"
 
     def restart():
@@ -352,8 +385,72 @@ def softmax(doc):
         w.on_change("value", lambda attr, old, new: restart())
     stop.on_click(lambda: (session.stop(), session.say("stopped")))
     controls = column(solver, loss, lr, batch, epochs, stop, rate, width=300)
-    _frame(doc, "softmax", row(controls, column(row(a, b, c), row(cm, grid))), message)
+    _frame(doc, "softmax", row(controls, column(row(per_epoch, per_second), row(confusion, wrong))), message)
     restart()
+
+
+LOSS_TICKS = [m * 10.0 ** e for e in range(-6, 3) for m in (1, 2, 5)]
+ACCURACIES = {"accuracy": ("train accuracy", "#2ca02c"), "test_accuracy": ("test accuracy", "#ff7f0e")}
+
+
+def _loss_and_accuracy(curves, x: str, accuracies, name: str):
+    """One plot against ``x`` (epoch or seconds): the training loss (log scale, left axis) and the
+    ``accuracies`` (columns of ``ACCURACIES``; right axis, 0 … 1)."""
+    per = {"epoch": "epoch", "seconds": "second"}[x]
+    p = figure(title=f"loss and accuracy per {per}", width=420, height=320, x_axis_label=x, y_axis_type="log",
+               y_axis_label="training loss", tools="pan,wheel_zoom,box_zoom,reset", name=name)
+    p.extra_y_ranges = {"accuracy": Range1d(0, 1.02)}
+    p.extra_y_scales = {"accuracy": LinearScale()}
+    p.yaxis.ticker = FixedTicker(ticks=LOSS_TICKS)       # (BokehJS's own labelled only 0.5 and 1 on 0.07 … 1.2)
+    p.add_layout(LinearAxis(y_range_name="accuracy", axis_label="accuracy"), "right")
+    p.y_range.renderers = [p.line(x, "loss", source=curves, line_width=2, legend_label="training loss")]
+    for column_name in accuracies:
+        label, color = ACCURACIES[column_name]
+        p.line(x, column_name, source=curves, line_width=2, color=color, legend_label=label, y_range_name="accuracy")
+    p.add_layout(p.legend[0], "below")                  # under the plot: it never hides a curve
+    p.legend[0].orientation = "horizontal"
+    return p
+
+
+def _confusion_table(m: np.ndarray) -> str:
+    """The confusion matrix as an HTML table: rows true, columns predicted, darker for more."""
+    top = max(int(m.max()), 1)
+    head = "".join(f"<th>{j}</th>" for j in range(m.shape[1]))
+    rows = []
+    for i in range(m.shape[0]):
+        cells = "".join(f'<td title="true {i}, predicted {j}" style="background:{_blue(int(v) / top)};'
+                        f'{"font-weight:bold" if i == j else ""}">{int(v) if v else ""}</td>'
+                        for j, v in enumerate(m[i]))
+        rows.append(f"<tr><th>{i}</th>{cells}</tr>")
+    return ('<b>confusion matrix (test)</b>: rows true, columns predicted'
+            '<table style="border-collapse:collapse;text-align:center;font-size:9pt;margin-top:4px">'
+            f'<tr><th></th>{head}</tr>{"".join(rows)}</table>'
+            '<style>td, th {width:26px; height:22px; padding:0}</style>')
+
+
+def _digit_grid(images, true, predicted) -> str:
+    """The misclassified test digits as 8×8 PNGs (scaled up, pixels kept sharp), labelled true → predicted."""
+    if not images:
+        return "<b>misclassified test digits</b>: none"
+    cells = "".join(f'<figure style="margin:2px;text-align:center"><img src="{_png(np.asarray(im))}" width="48" '
+                    f'height="48" style="image-rendering:pixelated" title="true {t}, predicted {p}" alt="{t}→{p}">'
+                    f'<figcaption style="font-size:9pt">{t}→{p}</figcaption></figure>'
+                    for im, t, p in zip(images, true, predicted, strict=True))
+    return ('<b>misclassified test digits</b> (true → predicted)'
+            f'<div style="display:grid;grid-template-columns:repeat(4, 56px);margin-top:4px">{cells}</div>')
+
+
+def _png(image: np.ndarray) -> str:
+    """A grayscale image with values in [0, 1] (1 = ink, drawn black) as a PNG data URI."""
+    gray = np.round(255 * (1 - np.clip(image, 0, 1))).astype(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in gray)          # filter type 0 before each row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", gray.shape[1], gray.shape[0], 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _blue(t: float) -> str:
@@ -396,7 +493,7 @@ def saddle(doc):
 
     def tapped(event):
         start.data = {"u": [event.x], "v": [event.y]}
-        session.request(make_job, lambda *a: None, on_done)
+        session.request(make_job, lambda batch: None, on_done)
 
     p.on_event(Tap, tapped)
     p.on_event(DoubleTap, tapped)                        # two quick clicks are two start points, not a gesture
@@ -404,7 +501,7 @@ def saddle(doc):
                                                        "it, at the saddle; Newton goes to the saddle from anywhere "
                                                        "near it; SGD's noise pushes v off 0 and it escapes."),
                                          width=380)), message)
-    session.request(make_job, lambda *a: None, on_done)
+    session.request(make_job, lambda batch: None, on_done)
 
 
 # --- 4. the losses -----------------------------------------------------------------------------
@@ -465,7 +562,7 @@ def losses(doc):
                       "CE's gradient is ŷ − y; KL's equals it (they differ in value by H(y), 0 for one-hot).")
 
     def restart():
-        session.request(make_job, lambda *a: None, on_done)
+        session.request(make_job, lambda batch: None, on_done)
 
     def example(p):
         classes.value, others.value, target.value = 3, "uniform", "one-hot"
@@ -487,6 +584,7 @@ def index(doc):
                           f"the library's own solvers respond. The measured verdicts: "
                           f'<a href="/report/index.html">the lab report</a>.</p><ul>{items}</ul>', name="index"))
     doc.title = "linearnets · interactive lab"
+    _page(doc)
 
 
 APPS = {"/": index, "/regression": regression, "/softmax": softmax, "/saddle": saddle, "/losses": losses}

@@ -123,8 +123,13 @@ class Surface:
         return 2.0 / self.lambda_max
 
 
-@lru_cache(maxsize=32)
 def regression_surface(n: int = 1000, noise: float = 0.01, seed: int = 0, grid: int = 60) -> Surface:
+    """The surface of these settings, computed once (the same object however the arguments are passed)."""
+    return _regression_surface(int(n), float(noise), int(seed), int(grid))
+
+
+@lru_cache(maxsize=32)
+def _regression_surface(n: int, noise: float, seed: int, grid: int) -> Surface:
     ds = data.synthetic_regression(n=n, noise=noise, seed=seed, dtype=np.float64)
     problem = problem_from(ds.X, ds.y, loss="squared", dtype=torch.float64)
     state = TrainState(Params.zeros(2, 1, dtype=torch.float64))
@@ -202,9 +207,13 @@ def regression_run(surface: Surface, *, solver: str, lr: float, batch_size: int,
 
 # --- playground 2: softmax regression on digits (C3, C4, C9) -----------------------------------
 
-@lru_cache(maxsize=1)
 def digits_split(seed: int = 0):
-    """The lab's digits split (C3, C4, C9 use the same): (X_train, y_train, X_test, y_test)."""
+    """The lab's digits split (C3, C4, C9 use the same): (X_train, y_train, X_test, y_test), loaded once."""
+    return _digits_split(int(seed))
+
+
+@lru_cache(maxsize=1)
+def _digits_split(seed: int):
     return LabConfig(dataset="digits", seed=seed).classification[:4]
 
 
@@ -212,7 +221,8 @@ def softmax_run(*, solver: str, loss: str, lr: float | str, batch_size: int, epo
                 emit, cancelled) -> dict:
     """Softmax regression on digits (1 347 training / 450 test images): ``emit("epoch", {...})``
     after every epoch with the training loss and accuracy, the test accuracy, the seconds since
-    the start and samples/s; returns the confusion matrix and up to 16 misclassified test images."""
+    the start and samples/s; returns the confusion matrix and up to 16 misclassified test images
+    (8×8, row 0 at the top, 1 = ink)."""
     Xtr, ytr, Xte, yte = digits_split(seed)
     model = SoftmaxRegression(solver=solver, loss=loss, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
                               tol=1e-8)
@@ -243,7 +253,7 @@ def softmax_run(*, solver: str, loss: str, lr: float | str, batch_size: int, epo
     cm = confusion_matrix(yte, pred, labels=model.classes_)
     wrong = np.flatnonzero(pred != yte)[:16]
     return {"diverged": None, "test_accuracy": float((pred == yte).mean()), "confusion": cm.tolist(),
-            "lr": float(model.lr_), "wrong_images": [Xte[i].reshape(8, 8)[::-1].tolist() for i in wrong],
+            "lr": float(model.lr_), "wrong_images": [Xte[i].reshape(8, 8).tolist() for i in wrong],
             "wrong_true": yte[wrong].tolist(), "wrong_pred": pred[wrong].tolist()}
 
 
