@@ -3,7 +3,8 @@
 Every reader that takes a user's file — CSV, NPY, Parquet, IDX (gz and raw), a saved model
 (model.json + model.safetensors), a checkpoint, NPY and Parquet shards streamed into training —
 is fed random bytes and mutations of a valid file
-(truncations, flipped bytes, wrong magic, huge declared sizes, wrong dtypes). The only
+(truncations, flipped bytes, wrong magic, huge declared sizes, wrong dtypes) — and svmlight
+files, read whole and streamed. The only
 exceptions allowed out are :class:`linearnets.LinearnetsError` subclasses; anything else (or a
 hang past the deadline, or a crash) fails the test. The default run tries a few hundred cases per
 reader; ``-m slow`` runs 2000+ per reader (the HYPOTHESIS_CASES environment variable overrides).
@@ -159,7 +160,38 @@ def _stream(tmp: Path, suffix: str, data: bytes):
     return go
 
 
+VALID_SVM = b"1 1:0.5 3:2\n0 2:1.25\n2 1:1 2:-3 4:0.125\n1 4:1\n0 3:7\n"
+
+
+def _svm(tmp: Path, data: bytes):
+    path = tmp / "fuzz.svm"
+    path.write_bytes(data)
+
+    def go():
+        ds = ln.data.read_svmlight(path)
+        if len(set(ds.y.tolist())) > 1:
+            with warnings.catch_warnings():                # a short budget on odd data: warned, fine
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                ln.SoftmaxRegression(solver="lbfgs", epochs=5).fit(ds.X, ds.y)
+    return go
+
+
+def _svm_stream(tmp: Path, data: bytes):
+    folder = tmp / "svm"
+    folder.mkdir()
+    (folder / "part0.svm").write_bytes(data)
+
+    def go():
+        shards = ln.data.open_shards(folder, buffer_rows=3, block_rows=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ln.LinearRegression(solver="sgd", epochs=1, batch_size=2).fit(shards)
+    return go
+
+
 READERS = {
+    "svmlight": (VALID_SVM, _svm),
+    "svmlight-shard": (VALID_SVM, _svm_stream),
     "csv": (VALID_CSV, lambda tmp, data: _table(tmp, ".csv", data)),
     "npy": (VALID_NPY, lambda tmp, data: _table(tmp, ".npy", data)),
     "parquet": (VALID_PARQUET, lambda tmp, data: _table(tmp, ".parquet", data)),

@@ -408,3 +408,51 @@ def test_cli_streams_a_folder_of_svmlight_files(tmp_path):
     model = ln.load(tmp_path / "m")
     assert json.loads(streamed.stdout)["accuracy"] == pytest.approx(model.score(X, y), abs=1e-12)
     assert json.loads(whole.stdout)["accuracy"] == json.loads(part1.stdout)["accuracy"]
+
+
+def test_bad_sparse_inputs_give_one_clear_error(tmp_path):
+    import pandas as pd
+    (tmp_path / "train.svm").write_text("0 1:1 2:0.5\n1 3:2 4:1\n0 1:0.7 4:0.1\n1 3:1.5\n")
+    r = run_cli("train", "--data", tmp_path / "train.svm", "--val-fraction", "0", "--solver", "lbfgs",
+                "--out", tmp_path / "m", "--quiet")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "zero.svm").write_text("0 0:1 2:1\n")                    # index 0 for a one-based model
+    (tmp_path / "wide.svm").write_text("0 9:1\n")
+    for name, fragment in (("zero.svm", "feature index 0"), ("wide.svm", "beyond the model's 4 features")):
+        r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / name, "--output", "-")
+        assert r.returncode == 2 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
+    frame = pd.DataFrame({"title": ["a rocket", "the goal", "moon orbit", "a match"], "topic": [0, 1, 0, 1]})
+    frame.to_csv(tmp_path / "news.csv", index=False)
+    r = run_cli("train", "--data", tmp_path / "news.csv", "--target", "topic", "--hash-features", "64",
+                "--val-fraction", "0", "--out", tmp_path / "h", "--quiet")
+    assert r.returncode == 0, r.stderr
+    frame.drop(columns=["title"]).assign(other=1).to_csv(tmp_path / "lacking.csv", index=False)
+    r = run_cli("predict", "--model", tmp_path / "h", "--input", tmp_path / "lacking.csv", "--output", "-")
+    assert r.returncode == 2 and "'title'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    (folder / "a.svm").write_text("0 1:1\n1 2:1\n")
+    r = run_cli("train", "--data", folder, "--hash-features", "64", "--out", tmp_path / "x", "--quiet")
+    assert r.returncode == 2 and "streamed shards" in r.stderr, r.stderr
+    card = json.loads((tmp_path / "h" / "model.json").read_text())
+    for bad in ({"feature_hashing": {**card["preprocessing"]["feature_hashing"], "n_features": 32}},
+                {"zero_based": "yes"}, ["not", "an", "object"]):
+        card["preprocessing"] = bad
+        (tmp_path / "h" / "model.json").write_text(json.dumps(card))
+        with pytest.raises(ln.ModelFileError):
+            ln.load(tmp_path / "h")
+
+
+def test_feature_hashing_in_python():
+    import pandas as pd
+    frame = pd.DataFrame({"n": [1.5, 0.0, 2.0], "cat": ["a", "b", None], "text": ["Red apple red", "", "green"]})
+    hashing = ln.data.FeatureHashing.learn(frame, 2**10)
+    assert (hashing.numeric, hashing.categorical, hashing.text) == (("n",), ("cat",), ("text",))
+    X = hashing.transform(frame)
+    assert sp.issparse(X) and X.shape == (3, 1024)
+    assert X[0].nnz == 4 and X[1].nnz == 1 and X[2].nnz == 2     # n, cat=a, text:red (×2), text:apple | cat=b | n, text:green
+    assert sorted(np.abs(X[0].data).tolist()) == [1.0, 1.0, 1.5, 2.0]
+    again = ln.data.FeatureHashing.from_card(hashing.to_card()).transform(frame)
+    assert (again != X).nnz == 0
+    with pytest.raises(ln.DataError, match="numeric column 'n'"):
+        hashing.transform(frame.assign(n=[1.0, np.nan, 2.0]))

@@ -34,6 +34,7 @@ solvers, the mean over the epoch's steps, each at its own parameters, for miniba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -203,8 +204,9 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
             guard.epoch, guard.step = epoch, state.step
             t0 = time.perf_counter()
             if solver.minibatch:
-                stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
-                                         checkpoint)
+                with _threads(1 if source.sparse and comm.world_size == 1 else None):
+                    stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
+                                             checkpoint)
             else:
                 try:
                     stats = solver.iterate(full_batch, params, guard, epoch)
@@ -254,6 +256,23 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         for cb in callbacks:
             cb.on_train_end(state, history)
     return history
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """PyTorch's intra-op threads set to ``n`` for the block (None: as they are). Sparse steps are
+    many small operations (gathers and scatters of r × k entries): one thread runs them as fast as
+    two on an idle machine, and a parallel region on a busy one waits for a descheduled thread —
+    measured 20–100× slower per step with two threads while other processes used the cores."""
+    if n is None or torch.get_num_threads() == n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _diagnose(source: DataSource, X=None) -> None:
