@@ -300,8 +300,11 @@ def test_hashed_text_and_categorical_columns_in_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     card = json.loads((tmp_path / "m" / "model.json").read_text())
     assert card["n_features"] == 1024
-    assert card["preprocessing"]["feature_hashing"] == {"n_features": 1024, "numeric": ["pages"],
-                                                        "categorical": ["venue"], "text": ["title"]}
+    spec = card["preprocessing"]["feature_hashing"]
+    assert {key: spec[key] for key in ("n_features", "numeric", "categorical", "text")} == {
+        "n_features": 1024, "numeric": ["pages"], "categorical": ["venue"], "text": ["title"]}
+    pages = frame.iloc[:300]["pages"]
+    assert spec["moments"] == [[pytest.approx(pages.mean()), pytest.approx(pages.std(ddof=0))]]
     r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / "new.csv", "--output", tmp_path / "p.csv")
     assert r.returncode == 0, r.stderr
     predicted = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
@@ -450,9 +453,97 @@ def test_feature_hashing_in_python():
     assert (hashing.numeric, hashing.categorical, hashing.text) == (("n",), ("cat",), ("text",))
     X = hashing.transform(frame)
     assert sp.issparse(X) and X.shape == (3, 1024)
-    assert X[0].nnz == 4 and X[1].nnz == 1 and X[2].nnz == 2     # n, cat=a, text:red (×2), text:apple | cat=b | n, text:green
-    assert sorted(np.abs(X[0].data).tolist()) == [1.0, 1.0, 1.5, 2.0]
+    # row 0: n, cat=a, text:red (count 2), text:apple | row 1: n, cat=b | row 2: n, text:green
+    assert (X[0].nnz, X[1].nnz, X[2].nnz) == (4, 2, 2)
+    z = (np.array([1.5, 0.0, 2.0]) - 7 / 6) / np.array([1.5, 0.0, 2.0]).std()    # n, standardised
+    assert sorted(np.abs(X[0].data).tolist()) == pytest.approx(sorted([abs(z[0]), 1.0, 1.0, 2.0]))
     again = ln.data.FeatureHashing.from_card(hashing.to_card()).transform(frame)
     assert (again != X).nnz == 0
     with pytest.raises(ln.DataError, match="numeric column 'n'"):
         hashing.transform(frame.assign(n=[1.0, np.nan, 2.0]))
+
+
+# --- what an adversarial review found (each a regression test) ---------------------------------------
+def test_categorical_values_hash_as_written_in_every_file(tmp_path):
+    """A zip column is text in the training file ("unknown" among the codes) but all digits in a
+    later one: "02139" must hash as "02139" in both, so the predictions on the same rows agree."""
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    zips = rng.choice(["02139", "10001", "94105"], 200)
+    y = (zips == "02139").astype(int)
+    lines = ["zip,y"] + [f"{z},{t}" for z, t in zip(zips, y)] + ["unknown,0"]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "known.csv").write_text("zip\n" + "\n".join(zips) + "\n")
+    r = run_cli("train", "--data", tmp_path / "train.csv", "--target", "y", "--hash-features", "256", "--solver",
+                "lbfgs", "--val-fraction", "0", "--out", tmp_path / "m", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("predict", "--model", tmp_path / "m", "--input", tmp_path / "known.csv", "--output", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    assert (pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy() == y).all()
+
+
+def test_hashed_numeric_columns_do_not_drown_the_rest(tmp_path):
+    import pandas as pd
+    rng = np.random.default_rng(1)
+    topic = rng.choice(["a", "b"], 400)
+    words = np.where(topic == "a", "orbit rocket moon", "goal match team")
+    pd.DataFrame({"title": words, "code": rng.integers(100, 103, 400), "topic": topic}).to_csv(tmp_path / "t.csv",
+                                                                                             index=False)
+    r = run_cli("train", "--data", tmp_path / "t.csv", "--target", "topic", "--hash-features", "1024",
+                "--out", tmp_path / "m", "--quiet")                    # the CLI's defaults: sgd, lr=auto
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["val"]["accuracy"] >= 0.95
+
+
+def test_a_wide_standardised_model_saves_and_loads(tmp_path):
+    """The standardisation of 2²² features lives in model.safetensors, not as JSON lists in the card."""
+    rng = np.random.default_rng(0)
+    n, d = 200, 2**22
+    X = sp.csr_matrix((rng.random(n * 5), rng.integers(0, d, n * 5), np.arange(0, n * 5 + 1, 5)), shape=(n, d))
+    y = rng.integers(0, 2, n)
+    m = ln.SoftmaxRegression(solver="sgd", epochs=1, standardize=True).fit(X, y)
+    m.save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.json").stat().st_size < 100_000
+    back = ln.load(tmp_path / "m")
+    assert max_diff(back.predict_proba(X), m.predict_proba(X)) == 0.0
+    assert max_diff(back.scale_, m.scale_) == 0.0
+
+
+def test_runs_too_big_for_memory_are_refused_before_allocating(monkeypatch):
+    monkeypatch.setenv("LINEARNETS_MEMORY_BUDGET", str(200 << 20))
+    X = sp.csr_matrix((np.ones(3), ([0, 1, 2], [5, 2**23, 2**24 - 1])), shape=(3, 2**24))
+    for solver in ("sgd", "lbfgs", "newton-cg", "gd"):
+        with pytest.raises(ln.ConfigError, match="copies of W"):
+            ln.SoftmaxRegression(solver=solver).fit(X, [0, 1, 2])
+
+
+def test_streamed_labels_must_be_finite_and_representable(tmp_path):
+    (tmp_path / "big.svm").write_text("1e20 1:1\n0 2:1\n")
+    (tmp_path / "nan.svm").write_text("nan 1:1\n0 2:1\n")
+    big = ln.data.open_shards(tmp_path / "big.svm")
+    assert big.labels().dtype.kind == "f" and 1e20 in big.labels().tolist()
+    with pytest.raises(ln.DataError, match="NaN or infinite label"):
+        ln.data.open_shards(tmp_path / "nan.svm")
+    (tmp_path / "blank.svm").write_text("1 1:1\n0 2:1\n\n\n")          # blank lines at the end: no rows
+    shards = ln.data.open_shards(tmp_path / "blank.svm")
+    assert shards.n == 2 and sum(b[0].shape[0] for b in shards.blocks(1)) == 2
+
+
+def test_odd_sparse_inputs(tmp_path):
+    X, y = sparse_problem(n=60, d=20)
+    ref = ln.SoftmaxRegression(solver="lbfgs").fit(X.astype(np.float32), y)
+    t = torch.from_numpy(X.toarray())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        bf16 = t.to(torch.bfloat16).to_sparse_csr()
+        bsr = t.to_sparse_bsr((2, 2))
+    m = ln.SoftmaxRegression(solver="lbfgs").fit(bf16, y)
+    assert m.coef_.shape == ref.coef_.shape
+    with pytest.raises(ln.DataError, match="to_sparse_csr"):
+        ln.SoftmaxRegression().fit(bsr, y)
+    with pytest.raises(ln.DataError, match="dense array"):
+        ln.LinearRegression().fit(X, sp.csr_matrix(y[:, None].astype(float)))
+    pd_frame = __import__("pandas").DataFrame({"t": ["a b", "c d"], "y": [0, 1]})
+    pd_frame.to_csv(tmp_path / "t.csv", index=False)
+    r = run_cli("train", "--data", tmp_path / "t.csv", "--target", "y", "--hash-features", "0", "--out", tmp_path / "m")
+    assert r.returncode == 2 and "[1, 2^28]" in r.stderr, r.stderr

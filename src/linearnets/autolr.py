@@ -53,6 +53,10 @@ def _sample(source: DataSource, seed: int) -> InMemory:
 def curvatures(objective: Objective, source: DataSource, params: Params, seed: int = 0) -> tuple[float, float]:
     """(λ_max of ∇²F, ρ = mean top curvature of one row's term) at ``params``, on a sample."""
     sample = _sample(source, seed)
+    if sample.sparse:       # the data term's Hessian lives on the sample's columns (λI elsewhere): iterate there
+        cols, Xc = sample.X.used_columns()
+        sample = InMemory(Xc, sample.T, sample.labels, sample.targets, w=sample.w)
+        params = Params(params.W.index_select(0, cols), params.b)
     fb = FullBatch(objective, sample)
     g = torch.Generator().manual_seed(seed)
     VW = torch.randn(params.W.shape, generator=g, dtype=torch.float64).to(params.W)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from . import data
 from ._io import RunLock, atomic_folder, atomic_path, check_output_file, check_output_folder, output_error, remove_stale
@@ -83,9 +84,12 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="fraction held out for validation metrics, stratified for classification; for "
                         "shards whole random blocks of --block-rows rows (0 to train on everything; default 0.2)")
     p.add_argument("--seed", type=int, help="seed of the shuffles and the validation split (default: 0)")
-    p.add_argument("--no-standardize", dest="standardize", action="store_false",
-                   help="train on the raw features (default: standardised — mean 0, variance 1 — learned on the "
-                        "training rows and kept in the model, which predicts on raw features)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false", default=None,
+                   help="train on the raw features (default for dense data: standardised — mean 0, variance 1 — "
+                        "learned on the training rows and kept in the model, which predicts on raw features)")
+    p.add_argument("--standardize", dest="standardize", action="store_true", default=None,
+                   help="standardise sparse features too (svmlight, --hash-features: scaled, not centred; by "
+                        "default they are left as they are, since scaling makes rare features huge)")
     p.add_argument("--no-intercept", dest="fit_intercept", action="store_false", help="fix b = 0 (default: fit it)")
     p.add_argument("--weight", metavar="COLUMN", help="a column of sample weights ≥ 0 (default: none, all 1)")
     p.add_argument("--class-weight", choices=["balanced"],
@@ -173,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="side-by-side performance benchmarks (see BENCHMARKS.md)")
     p.add_argument("which", nargs="*", default=["sgd", "exact", "optimum"],
-                   help="sgd, exact, optimum, stream (default: the first three; stream writes ~16 GB)")
+                   help="sgd, exact, optimum, stream, peers (default: the first three; stream writes ~16 GB; "
+                        "peers needs pip install 'linearnets[bench]' for Vowpal Wabbit and Snap ML)")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a quick look, not the reference)")
+    p.add_argument("--rows", type=int, metavar="N",
+                   help="peers: training rows of the sparse workload (default 1000000; --quick: 50000)")
     return parser
 
 
@@ -199,14 +206,14 @@ def _dataset(spec: str, target=None, split: str = "train", seed: int = 0, weight
     if spec in data.BUILTIN:
         if weight is not None:
             raise UsageError(f"--weight names a column of a data file; {spec!r} is built in")
-        if hash_features or hashing:
+        if hash_features is not None or hashing:
             raise UsageError(f"--hash-features hashes the columns of a CSV or Parquet file; {spec!r} is built in")
         return data.load(spec, split=split, seed=seed), None
     path = Path(spec)
     if not (path.suffix.lower() in data.files.SUFFIXES or path.exists()):
         raise UsageError(f"--data {spec!r} is neither a built-in dataset ({', '.join(data.BUILTIN)}) "
                          "nor an existing .csv/.npy/.parquet/.svm file or folder of shards")
-    if hash_features or hashing:
+    if hash_features is not None or hashing:
         if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
             raise UsageError(f"--hash-features hashes the columns of a CSV or Parquet file, not {path.name}")
         ds = data.read_table(path, target, weight=weight, numeric_only=False)
@@ -242,7 +249,7 @@ def _rows(args, *, training: bool, split: str = "train", seed: int = 0):
         if training:
             opts = dict(buffer_rows=args.shuffle_buffer, block_rows=args.block_rows, shuffle=not args.no_shuffle)
         shards = data.open_shards(args.data, args.target, weight=getattr(args, "weight", None), **opts)
-        if getattr(args, "hash_features", None):
+        if getattr(args, "hash_features", None) is not None:
             raise UsageError("--hash-features applies to a CSV or Parquet file read into memory, not to streamed shards")
         return shards.name, shards, None, None
     ds, hashing = _dataset(args.data, args.target, split=split, seed=seed, weight=getattr(args, "weight", None),
@@ -270,7 +277,7 @@ def _model(args):
             if given.get(key) is not None or getattr(args, key, None) is not None:
                 raise UsageError(f"--{key.replace('_', '-')} is a softmax setting; drop it for --model linear")
     given.setdefault("lr", "auto")
-    given["standardize"], given["fit_intercept"] = args.standardize, args.fit_intercept
+    given["standardize"], given["fit_intercept"] = args.standardize is not False, args.fit_intercept
     if cls is SoftmaxRegression and args.class_weight:
         given["class_weight"] = args.class_weight
     return cls(**given)
@@ -316,6 +323,9 @@ def _train(args, comm) -> int:
     model.set_params(verbose=0 if (args.quiet or not main) else 1)
     seed = model.seed
     name, shards, ds, hashing = _rows(args, training=True, seed=seed)
+    sparse = shards.sparse if shards is not None else sp.issparse(ds.X)
+    if args.standardize is None and sparse:              # sparse rows: as they are, unless --standardize
+        model.set_params(standardize=False)
     fraction = args.val_fraction
     if not 0 <= fraction < 1:
         raise UsageError(f"--val-fraction must be in [0, 1), got {fraction}")
@@ -510,13 +520,18 @@ def cmd_lab(args) -> int:
 
 def cmd_bench(args) -> int:
     quick_sizes = {"sgd": ["--n", "20000"], "exact": ["--n", "200000"], "optimum": ["--n", "20000"],
-                   "stream": ["--rows", "100000", "400000"]}
+                   "stream": ["--rows", "100000", "400000"], "peers": ["--rows", "50000"]}
     for name in args.which:
         if name not in BENCHMARKS:
             raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    if args.rows is not None and (args.rows < 1 or "peers" not in args.which):
+        raise UsageError(f"--rows {args.rows}: a positive number of rows, for the peers benchmark only")
     for name in args.which:
         print(f"\n== {name} ==")
-        BENCHMARKS[name].main(quick_sizes[name] if args.quick else [])
+        argv = quick_sizes[name] if args.quick else []
+        if name == "peers" and args.rows is not None:
+            argv = ["--rows", str(args.rows)]
+        BENCHMARKS[name].main(argv)
     return 0
 
 

@@ -54,7 +54,7 @@ from .params import Params
 from .persistence import read_model, save_model, write_model
 from .progress import ProgressBar
 from .solvers import FLOAT64_SOLVERS, SOLVERS, SolverConfig, get_solver
-from .train import Callback, EarlyStopping, Evaluate, TrainState, train
+from .train import Callback, EarlyStopping, Evaluate, TrainState, require_memory, train
 from .version import __version__
 
 __all__ = ["LinearRegression", "SoftmaxRegression", "load", "resolve_device", "resolve_dtype"]
@@ -101,7 +101,7 @@ def _as_numpy(a):
     bfloat16) are widened to float32 (training and prediction run in float32 or float64;
     ``dtype="float16"`` is refused)."""
     a = to_scipy_csr(a)
-    if sp.issparse(a) and a.dtype in (np.float16,):
+    if sp.issparse(a) and a.dtype == np.float16:
         return a.astype(np.float32)
     if isinstance(a, torch.Tensor):
         if a.dtype in (torch.float16, torch.bfloat16):
@@ -186,6 +186,8 @@ class _LinearModel(BaseEstimator):
         # a solver that verifies finiteness during its own pass (the closed form checks its
         # moments) spares the separate NaN/Inf scan over X
         scan = not (reset and get_solver(self.solver).checks_finite)
+        if sp.issparse(y) or (isinstance(y, torch.Tensor) and y.layout != torch.strided):
+            raise DataError("y must be a dense array of labels or values (a sparse y is not taken); use y.toarray()")
         try:
             X, y = validate_data(self, _as_numpy(X), _as_numpy(y), reset=reset,
                                  dtype=[np.float64, np.float32], multi_output=True,
@@ -313,6 +315,7 @@ class _LinearModel(BaseEstimator):
             cbs = [Evaluate(objective, _share(self._eval_source(eval_set), comm), comm)] + cbs
         fingerprint = None if checkpoint_dir is None else self._fingerprint(source, comm.world_size, P)
         source = _share(source, comm) if comm.world_size > 1 else Interleaved(source, P) if P > 1 else source
+        require_memory(get_solver(self.solver)(self._solver_config(lr=0.1)), source.d, source.k, self._dtype)
         state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
         if warm is not None and tuple(warm.W.shape) == (source.d, source.k):
             state.params.copy_(warm.to(dtype=self._dtype, device=self._device))
@@ -417,6 +420,7 @@ class _LinearModel(BaseEstimator):
         self._check_settings()
         if first:
             source = self._source(X, y, fit=True, classes=classes, sample_weight=sample_weight)
+            require_memory(get_solver(self.solver)(self._solver_config(lr=0.1)), source.d, source.k, self._dtype)
             state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
             self._choose_lr(self._objective(), source, state.params)
         else:
@@ -541,8 +545,7 @@ class _LinearModel(BaseEstimator):
             "classes_dtype": (None if not hasattr(self, "classes_") else
                               "object" if self.classes_.dtype.kind == "O" else self.classes_.dtype.str),
             "feature_names": self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None,
-            "standardize": None if getattr(self, "_transform", None) is None else
-            {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()},
+            "standardize": None if getattr(self, "_transform", None) is None else {"stored": "model.safetensors"},
             "lr_": getattr(self, "lr_", None),
             "preprocessing": getattr(self, "preprocessing_", None),
             "hyperparameters": {k: _json_safe(v) for k, v in self.get_params().items()},
@@ -560,12 +563,15 @@ class _LinearModel(BaseEstimator):
         check_is_fitted(self, "_params")
         if preprocessing is not None:
             self.preprocessing_ = preprocessing
+        extra = None                                      # the standardisation beside the weights
+        if getattr(self, "_transform", None) is not None:
+            extra = {"mean": torch.from_numpy(self.mean_), "scale": torch.from_numpy(self.scale_)}
         if atomic:
-            save_model(path, self._params, self._card())
+            save_model(path, self._params, self._card(), extra)
         else:
-            write_model(path, self._params, self._card())
+            write_model(path, self._params, self._card(), extra)
 
-    def _restore(self, card: dict, params: Params, device: str) -> None:
+    def _restore(self, card: dict, params: Params, device: str, extra: dict | None = None) -> None:
         """Fitted attributes from a card (already checked against the weights)."""
         self._check_settings()
         dev = resolve_device(device)
@@ -582,10 +588,14 @@ class _LinearModel(BaseEstimator):
         std = card.get("standardize")
         if std is not None:
             try:
-                mean = np.asarray(std["mean"], dtype=np.float64)
-                scale = np.asarray(std["scale"], dtype=np.float64)
+                if isinstance(std, dict) and std.get("stored") == "model.safetensors":
+                    mean, scale = (extra or {})["mean"].numpy(), (extra or {})["scale"].numpy()
+                else:                                     # models saved by earlier builds: lists in the card
+                    mean = np.asarray(std["mean"], dtype=np.float64)
+                    scale = np.asarray(std["scale"], dtype=np.float64)
             except (KeyError, TypeError, ValueError):
-                raise ModelFileError("'standardize' must hold 'mean' and 'scale' lists") from None
+                raise ModelFileError("'standardize' must hold 'mean' and 'scale' lists, or say they are stored in "
+                                     "model.safetensors (extra.mean, extra.scale)") from None
             if mean.shape != (d,) or scale.shape != (d,) or not np.isfinite(mean).all() or not (scale > 0).all():
                 raise ModelFileError(f"'standardize' must hold {d} finite means and {d} positive scales")
             self.mean_, self.scale_ = mean, scale
@@ -842,7 +852,7 @@ def _share(source: DataSource, comm) -> DataSource:
 
 def load(path, *, device: str = "cpu"):
     """Load a model saved by ``model.save(path)``. Never executes code from the files."""
-    params, card, card_path = read_model(path)
+    params, card, card_path, extra = read_model(path)
     estimator = card.get("estimator")
     cls = ESTIMATORS.get(estimator) if isinstance(estimator, str) else None
     if cls is None:
@@ -857,7 +867,7 @@ def load(path, *, device: str = "cpu"):
     hyper["device"] = device
     try:
         model = cls(**hyper)
-        model._restore(card, params, device)          # the card's settings must be valid ones
+        model._restore(card, params, device, extra)   # the card's settings must be valid ones
     except ModelFileError as e:
         raise ModelFileError(f"{card_path}: {e}") from None
     except (LinearnetsError, TypeError, ValueError, KeyError, AttributeError) as e:

@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+from torch import Tensor
 
 from ._io import atomic_folder
 from .errors import ModelFileError
@@ -27,21 +28,24 @@ FORMAT_VERSION = 1
 WEIGHTS, CARD = "model.safetensors", "model.json"
 
 
-def write_model(folder, params: Params, card: dict) -> None:
-    """Write ``params`` and ``card`` into ``folder`` (a fresh folder: see :func:`save_model`)."""
+def write_model(folder, params: Params, card: dict, extra: dict[str, Tensor] | None = None) -> None:
+    """Write ``params`` and ``card`` into ``folder`` (a fresh folder: see :func:`save_model`).
+    ``extra``: vectors of n_features float64 values kept beside W and b (a standardisation's mean
+    and scale: a JSON list of millions of numbers would make the card too big to read back)."""
     folder = Path(folder)
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, **card}
-    blob = st_save({"W": params.W.detach().cpu().contiguous(), "b": params.b.detach().cpu().contiguous()},
-                   metadata={"format": FORMAT})
+    tensors = {"W": params.W.detach().cpu().contiguous(), "b": params.b.detach().cpu().contiguous()}
+    tensors.update({f"extra.{name}": t.detach().cpu().to(torch.float64).contiguous() for name, t in (extra or {}).items()})
+    blob = st_save(tensors, metadata={"format": FORMAT})
     (folder / WEIGHTS).write_bytes(blob)
     (folder / CARD).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def save_model(path, params: Params, card: dict) -> Path:
+def save_model(path, params: Params, card: dict, extra: dict[str, Tensor] | None = None) -> Path:
     """Write ``params`` and ``card`` into folder ``path`` as a unit: the folder is replaced whole
     (:func:`~linearnets._io.atomic_folder`) — after any failure the previous model is still there."""
     with atomic_folder(path) as tmp:
-        write_model(tmp, params, card)
+        write_model(tmp, params, card, extra)
     return Path(path)
 
 
@@ -49,6 +53,7 @@ MAX_CARD_BYTES = 64 << 20        # a card with a million feature names is ~20 MB
 MAX_CARD_DEPTH = 16              # a card nests a few levels; deeper is not ours
 MAX_FEATURES, MAX_OUTPUTS = 1 << 31, 1 << 20
 HEADER_SLACK = 1 << 20           # safetensors header and alignment, beyond the tensors' bytes
+MAX_EXTRA = 2                    # extra vectors of n_features values (a standardisation's mean and scale)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
@@ -80,8 +85,8 @@ def _count(card: dict, key: str, high: int, path: Path) -> int:
     return value
 
 
-def read_model(path) -> tuple[Params, dict, Path]:
-    """(parameters, card, card path) of the model saved in folder ``path``; ModelFileError when
+def read_model(path) -> tuple[Params, dict, Path, dict[str, Tensor]]:
+    """(parameters, card, card path, extra vectors) of the model saved in folder ``path``; ModelFileError when
     a file is missing, unreadable, out of range, non-finite or inconsistent with the other. The
     card is checked first, and the weights' file size against it, before the weights are read."""
     path = Path(path)
@@ -91,7 +96,7 @@ def read_model(path) -> tuple[Params, dict, Path]:
             raise ModelFileError(f"{p} not found: a saved model is a folder with {CARD} and {WEIGHTS}")
     card = read_card(card_path)
     d, k = _count(card, "n_features", MAX_FEATURES, card_path), _count(card, "n_outputs", MAX_OUTPUTS, card_path)
-    size, most = weights_path.stat().st_size, (d + 1) * k * 8 + HEADER_SLACK
+    size, most = weights_path.stat().st_size, (d + 1) * k * 8 + MAX_EXTRA * d * 8 + HEADER_SLACK
     if size > most:
         raise ModelFileError(f"{weights_path} is {size} bytes; weights of {d} features × {k} outputs take at most "
                              f"{most}: not this model's file")
@@ -99,13 +104,18 @@ def read_model(path) -> tuple[Params, dict, Path]:
         tensors = st_load(weights_path.read_bytes())
     except (SafetensorError, ValueError, OSError) as e:
         raise ModelFileError(f"{weights_path} is not a valid safetensors file: {e}") from None
-    W, b = tensors.get("W"), tensors.get("b")
+    W, b = tensors.pop("W", None), tensors.pop("b", None)
+    extra = {name.removeprefix("extra."): t for name, t in tensors.items() if name.startswith("extra.")}
+    if len(extra) != len(tensors) or len(extra) > MAX_EXTRA or any(
+            tuple(t.shape) != (d,) or t.dtype != torch.float64 or not bool(torch.isfinite(t).all()) for t in extra.values()):
+        raise ModelFileError(f"{weights_path}: tensors beside W and b must be at most {MAX_EXTRA} finite float64 "
+                             f"vectors of {d} values named extra.*, got {sorted(tensors)[:5]}")
     if W is None or b is None or tuple(W.shape) != (d, k) or tuple(b.shape) != (k,):
-        got = {n: tuple(t.shape) for n, t in tensors.items()}
+        got = {n: None if t is None else tuple(t.shape) for n, t in (("W", W), ("b", b))}
         raise ModelFileError(f"{weights_path}: weights {got} do not match the card "
                              f"(W ({d}, {k}), b ({k},))")
     if W.dtype not in (torch.float32, torch.float64) or b.dtype != W.dtype:
         raise ModelFileError(f"{weights_path}: weights must be float32 or float64, got {W.dtype}/{b.dtype}")
     if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
         raise ModelFileError(f"{weights_path}: the weights hold NaN or infinity; this model cannot predict")
-    return Params(W, b), card, card_path
+    return Params(W, b), card, card_path, extra

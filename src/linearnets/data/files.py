@@ -86,7 +86,9 @@ def csv_has_header(path: Path) -> bool:
     return not (tokens and all(t and _is_number(t) for t in tokens))
 
 
-def _frame(path: Path, header: bool | None = None):
+def _frame(path: Path, header: bool | None = None, text: bool = False):
+    """A CSV/Parquet file as a DataFrame; ``text``: a CSV's cells as written (strings; missing: NaN),
+    not as pandas infers them ("02139" stays "02139")."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise FormatError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
@@ -97,7 +99,7 @@ def _frame(path: Path, header: bool | None = None):
                 return pd.read_parquet(path)
             if header is None:
                 header = csv_has_header(path)
-            df = pd.read_csv(path, header=0 if header else None)
+            df = pd.read_csv(path, header=0 if header else None, dtype=str if text else None)
             if not header:                           # columns named by their index, as NPY's are
                 df.columns = [str(i) for i in range(df.shape[1])]
             return df
@@ -108,6 +110,14 @@ def _frame(path: Path, header: bool | None = None):
     except Exception as e:                           # any parser failure on untrusted bytes
         msg = (str(e).splitlines() or [type(e).__name__])[0]
         raise FormatError(f"{path}: cannot read as {suffix[1:]}: {type(e).__name__}: {msg}") from None
+
+
+def _as_inferred(column: pd.Series) -> pd.Series:
+    """A column of strings as pandas would have read it: numbers where every value is one."""
+    try:
+        return pd.to_numeric(column)
+    except (ValueError, TypeError):
+        return column
 
 
 def _npy(path: Path) -> np.ndarray:
@@ -164,8 +174,15 @@ def read_table(path, target=None, *, has_target: bool = True, keep=(), header: b
         df = pd.DataFrame(np.asarray(a), columns=[str(i) for i in range(a.shape[1])])
         named = False
     else:
-        df = _frame(path, header)
+        df = _frame(path, header, text=not numeric_only)
         named = path.suffix.lower() != ".csv" or not all(c == str(i) for i, c in enumerate(df.columns))
+        if not numeric_only:                         # read as text: the target and weights as pandas would
+            names = [str(x) for x in df.columns]
+            inferred = {column_index(c, names, path) for c in [*keep] + ([weight] if weight is not None else [])}
+            if has_target:
+                inferred.add(column_index(target, names, path))
+            for j in inferred:
+                df[df.columns[j]] = _as_inferred(df.iloc[:, j])
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"{path}: no rows or no columns")
     names = [str(c) for c in df.columns]

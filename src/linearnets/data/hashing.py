@@ -3,14 +3,17 @@ r"""Feature hashing: raw text and categorical columns → sparse features (``--h
 Each row becomes a bag of named features, hashed by scikit-learn's :class:`FeatureHasher`
 (MurmurHash3, a signed hash: collisions cancel on average) into N columns::
 
-    numeric column c     "c"          → the value
-    categorical column c "c=value"    → 1
+    numeric column c     "c"          → (value − mean) / std  (mean and std of the training file)
+    categorical column c "c=value"    → 1                      (the value as written: "02139")
     text column c        "c:token"    → the token's count (lower-cased words of 2+ letters/digits,
                                          scikit-learn's default token pattern)
 
-A column is numeric when pandas reads it as numbers, text when some value holds whitespace,
-categorical otherwise. :class:`FeatureHashing` is learned on the training file (which columns are
-which), saved in the model card, and applied unchanged to the files a model predicts on.
+A column is numeric when every value in the training file is a number, text when some value holds
+whitespace, categorical otherwise. :class:`FeatureHashing` is learned on the training file (which
+columns are which, and the numeric columns' mean and std), saved in the model card, and applied
+unchanged to the files a model predicts on. Numeric columns are standardised here because hashed
+features are scaled, never centred (centring would densify them): a raw column such as a year would
+otherwise dwarf every other feature.
 """
 
 from __future__ import annotations
@@ -41,22 +44,28 @@ class FeatureHashing:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
+    moments: tuple[tuple[float, float], ...] = ()          # (mean, std) of each numeric column
 
     @classmethod
     def learn(cls, frame: pd.DataFrame, n_features: int) -> "FeatureHashing":
-        """The kind of every column of ``frame`` (the features of a training file)."""
-        if isinstance(n_features, bool) or not 1 <= int(n_features) <= MAX_FEATURES:
+        """The kind of every column of ``frame`` (the features of a training file), and the mean and
+        std of the numeric ones."""
+        if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or \
+                not 1 <= int(n_features) <= MAX_FEATURES:
             raise DataError(f"--hash-features {n_features!r}: use a number of features in [1, 2^28], e.g. 1048576")
-        numeric, categorical, text = [], [], []
+        numeric, categorical, text, moments = [], [], [], []
         for name in frame.columns:
             column = frame[name]
-            if is_numeric_dtype(column) and not is_bool_dtype(column):
+            values = _numbers(column)
+            if values is not None and len(values):
                 numeric.append(str(name))
+                std = float(values.std())
+                moments.append((float(values.mean()), std if std > 0 else 1.0))
             elif column.dropna().astype(str).str.contains(r"\s").any():
                 text.append(str(name))
             else:
                 categorical.append(str(name))
-        return cls(int(n_features), tuple(numeric), tuple(categorical), tuple(text))
+        return cls(int(n_features), tuple(numeric), tuple(categorical), tuple(text), tuple(moments))
 
     def columns(self) -> tuple[str, ...]:
         return self.numeric + self.categorical + self.text
@@ -66,11 +75,13 @@ class FeatureHashing:
         missing = [c for c in self.columns() if c not in frame.columns]
         if missing:
             raise DataError(f"the data lacks the hashed columns {missing[:5]} the model was trained on")
-        numeric = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64) for c in self.numeric}
-        for c, values in numeric.items():
+        numeric = {}
+        for c, (mean, std) in zip(self.numeric, self.moments or [(0.0, 1.0)] * len(self.numeric)):
+            values = pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64)
             if not np.isfinite(values).all():
                 raise DataError(f"numeric column {c!r} holds missing, non-numeric or infinite values; "
                                 "impute or drop them before hashing")
+            numeric[c] = (values - mean) / std
         categorical = {c: frame[c].to_numpy(object) for c in self.categorical}
         text = {c: frame[c].to_numpy(object) for c in self.text}
 
@@ -83,7 +94,7 @@ class FeatureHashing:
                 for c, values in categorical.items():
                     v = values[i]
                     if not _missing(v):
-                        bag[f"{c}={v}"] = 1.0
+                        bag[f"{c}={_token(v)}"] = 1.0
                 for c, values in text.items():
                     v = values[i]
                     if not _missing(v):
@@ -96,7 +107,7 @@ class FeatureHashing:
 
     def to_card(self) -> dict:
         return {"n_features": self.n_features, "numeric": list(self.numeric), "categorical": list(self.categorical),
-                "text": list(self.text)}
+                "text": list(self.text), "moments": [list(m) for m in self.moments]}
 
     @classmethod
     def from_card(cls, card) -> "FeatureHashing":
@@ -107,7 +118,33 @@ class FeatureHashing:
             raise ModelFileError(f"'feature_hashing' must hold n_features, numeric, categorical, text ({e})") from None
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FEATURES:
             raise ModelFileError(f"'feature_hashing': n_features must be an integer in [1, 2^28], got {n!r}")
-        return cls(n, *kinds)
+        try:
+            moments = tuple((float(m), float(s)) for m, s in card.get("moments", [(0.0, 1.0)] * len(kinds[0])))
+        except (TypeError, ValueError):
+            moments = ()
+        if len(moments) != len(kinds[0]) or not all(np.isfinite(m) and s > 0 for m, s in moments):
+            raise ModelFileError("'feature_hashing': moments must hold a finite mean and a positive std per numeric "
+                                 "column")
+        return cls(n, *kinds, moments)
+
+
+def _numbers(column: pd.Series) -> np.ndarray | None:
+    """The column's values as float64 when every one of them is a number (missing ones excepted), else None."""
+    if is_bool_dtype(column):
+        return None
+    present = column.dropna()
+    if is_numeric_dtype(column):
+        return present.to_numpy(np.float64)
+    parsed = pd.to_numeric(present, errors="coerce")
+    return None if parsed.isna().any() else parsed.to_numpy(np.float64)
+
+
+def _token(v) -> str:
+    """A categorical value as a string: integral floats without ".0" (a column that gained a missing
+    value in one file and turned float still hashes "1" as "1")."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _missing(v) -> bool:

@@ -26,6 +26,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from ..errors import DataError
+
 __all__ = ["CSR", "is_sparse", "matmul", "gt_x", "xt_g", "row_sq_norms", "column_moments", "to_scipy_csr", "gram",
            "dense_pieces"]
 
@@ -146,6 +148,12 @@ class CSR:
         X._rows = self._rows
         return cols, X
 
+    def used_columns(self) -> tuple[Tensor, "CSR"]:
+        """(cols (r,) int64: the distinct columns used, sorted; the block over those r columns only) —
+        by a sort, for a one-off (minibatches use :meth:`compact`)."""
+        cols, inverse = torch.unique(self.col, return_inverse=True)
+        return cols.long(), CSR(self.crow, inverse.to(self.col.dtype), self.val, (self.shape[0], int(cols.shape[0])))
+
     def torch_csr(self) -> Tensor:
         """This block as a ``torch.sparse_csr_tensor`` (for its sparse × dense product; built once)."""
         if self._torch is None:
@@ -220,9 +228,14 @@ def column_moments(X, w: Tensor | None = None) -> tuple[Tensor, Tensor, float]:
 
 
 def to_scipy_csr(X):
-    """A torch sparse tensor (CSR, CSC, COO) → scipy CSR; anything else unchanged."""
+    """A torch sparse tensor (CSR, CSC, COO) → scipy CSR (half-precision values widened to float32);
+    anything else unchanged."""
+    if isinstance(X, torch.Tensor) and X.layout in (torch.sparse_bsr, torch.sparse_bsc):
+        raise DataError(f"torch sparse layout {X.layout} is not taken; convert it with .to_sparse_csr() first")
     if isinstance(X, torch.Tensor) and X.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_coo):
         X = X.detach().cpu()
+        if X.dtype in (torch.float16, torch.bfloat16):
+            X = X.to(torch.float32)
         if X.layout == torch.sparse_coo:
             X = X.coalesce()
             i = X.indices().numpy()

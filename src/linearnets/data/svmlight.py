@@ -36,6 +36,21 @@ SCAN_BYTES = 16 << 20                 # bytes read at a time when scanning for l
 WIDEST = 2**31 - 1                    # the width a block is parsed at before the files' width is known
 
 
+def _trailing_blank_lines(path: Path, size: int) -> int:
+    """Blank lines at the end of a file (after its last row): not rows."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 4096))
+        tail = f.read()
+    body = tail.rstrip()
+    ends = tail[len(body):].count(b"\n")
+    if not body and size > len(tail):                          # 4 KiB of blank lines: count them all
+        with open(path, "rb") as f:
+            data = f.read()
+        body = data.rstrip()
+        ends = data[len(body):].count(b"\n")
+    return max(0, ends - 1) if body else ends
+
+
 class _SvmFile:
     """One svmlight file: its rows (lines) and the byte offset of every GRANULE-th one."""
 
@@ -55,6 +70,7 @@ class _SvmFile:
             raise DataError(f"{path}: cannot read ({e.strerror})") from None
         if last != b"\n" and pos:                               # a last line without its newline
             n += 1
+        n -= _trailing_blank_lines(path, pos)
         self.size, self.n = pos, n
         self.offsets = np.asarray(offsets[:(n - 1) // GRANULE + 1] if n else [0], dtype=np.int64)
 
@@ -123,6 +139,8 @@ class SvmlightShards(Shards):
             if not np.isfinite(X.data).all():
                 raise DataError(f"{self.shards[piece.shard].path}: holds NaN or infinite feature values")
             nnz += X.nnz
+            if not np.isfinite(y).all():
+                raise DataError(f"{self.shards[piece.shard].path}: holds a NaN or infinite label")
             values, counts = np.unique(y, return_counts=True)
             for v, c in zip(values.tolist(), counts.tolist()):
                 found[v] = found.get(v, 0) + c
@@ -135,7 +153,7 @@ class SvmlightShards(Shards):
         self._d = max(int(width), 1)
         self._labels = found
         self.mean_nnz = nnz / max(self.n, 1)
-        integral = all(float(v).is_integer() for v in found)
+        integral = all(float(v).is_integer() and abs(v) < 2**53 for v in found)
         self._int_labels = integral
 
     @property

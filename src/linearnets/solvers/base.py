@@ -127,6 +127,11 @@ class Solver:
     uses_lr: bool = False            # True: the learning rate matters (named in divergence errors)
     squared_only: bool = False       # True: only for the squared loss (closed form)
     checks_finite: bool = False      # True: raises DataError on NaN/Inf input during its own pass
+    copies: int = 10                 # buffers the size of (W, b) a run holds at its peak (solver state, the
+                                     # loop's, the fitted coefficients in float64), for the memory check
+
+    def parameter_copies(self) -> int:
+        return self.copies
 
     def __init__(self, config: SolverConfig):
         self.config = config

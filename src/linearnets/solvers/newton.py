@@ -43,6 +43,7 @@ class Newton(FullBatchSolver):
 
 class NewtonCG(FullBatchSolver):
     name = "newton-cg"
+    copies = 16                      # the CG vectors (r, p, Hp, x) in centred coordinates, and the rest
     centred = True
     max_cg_iter = 250
 
