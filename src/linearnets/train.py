@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from . import memory
 from .data.source import DataSource
 from .data.sparse import gt_x, is_sparse
 from .distributed import LOCAL
@@ -54,7 +55,7 @@ from .params import ClassMajor, Params
 from .solvers import DivergenceGuard, EpochStats, Solver, learning_rate
 from .solvers.sgd import SGD, SparseSteps
 
-__all__ = ["train", "TrainState", "History", "StepStats", "Callback", "Evaluate", "EarlyStopping"]
+__all__ = ["train", "require_memory", "TrainState", "History", "StepStats", "Callback", "Evaluate", "EarlyStopping"]
 
 
 class History(list):
@@ -186,10 +187,12 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         raise ConfigError(f"lr × weight_decay = {solver.config.lr:g} × {objective.weight_decay:g} ≥ 2: the penalty "
                           f"alone makes every {solver.name} step overshoot; use lr < {2 / objective.weight_decay:.3g} "
                           "or a smaller weight_decay")
+    d, k = source.d, source.k
+    require_memory(solver, d, k, params.W.dtype)
     if isinstance(solver, SGD):                                # sparse rows, one process: lazy steps, row-major momentum
-        solver.init(source.d, source.k, params.W.dtype, params.W.device, rows=source.sparse and comm.world_size == 1)
+        solver.init(d, k, params.W.dtype, params.W.device, rows=source.sparse and comm.world_size == 1)
     else:
-        solver.init(source.d, source.k, params.W.dtype, params.W.device)
+        solver.init(d, k, params.W.dtype, params.W.device)
     if state.solver_state:
         solver.load_state_dict(state.solver_state)
     guard = DivergenceGuard(solver.config.lr if solver.uses_lr else None, limit=state.guard_limit)
@@ -261,9 +264,9 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
 @contextlib.contextmanager
 def _threads(n: int | None):
     """PyTorch's intra-op threads set to ``n`` for the block (None: as they are). Sparse steps are
-    many small operations (gathers and scatters of r × k entries): one thread runs them as fast as
-    two on an idle machine, and a parallel region on a busy one waits for a descheduled thread —
-    measured 20–100× slower per step with two threads while other processes used the cores."""
+    many small operations (gathers and scatters of r × k entries); with two threads on a busy
+    machine each parallel region waits for a descheduled thread — measured 20–100× slower per step
+    while other processes used the cores (BENCHMARKS.md, "Sparse rows")."""
     if n is None or torch.get_num_threads() == n:
         yield
         return
@@ -273,6 +276,16 @@ def _threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def require_memory(solver: Solver, d: int, k: int, dtype: torch.dtype) -> None:
+    """Refuse (ConfigError, before anything that size is allocated) a run whose parameter-sized
+    buffers — W and b, the solver's state, the loop's, the fitted coefficients — exceed the memory
+    budget (:mod:`linearnets.memory`)."""
+    copies = solver.parameter_copies()
+    memory.require(copies * (d + 1) * k * torch.finfo(dtype).bits // 8,
+                   f"{solver.name} on {d} features × {k} outputs (about {copies} copies of W)",
+                   "use fewer features (e.g. a smaller --hash-features), fewer outputs, or float32")
 
 
 def _diagnose(source: DataSource, X=None) -> None:
