@@ -34,7 +34,6 @@ solvers, the mean over the epoch's steps, each at its own parameters, for miniba
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
@@ -207,9 +206,8 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
             guard.epoch, guard.step = epoch, state.step
             t0 = time.perf_counter()
             if solver.minibatch:
-                with _threads(1 if source.sparse and comm.world_size == 1 else None):
-                    stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
-                                             checkpoint)
+                stats = _minibatch_epoch(source, objective, solver, state, guard, epoch, comm, listeners,
+                                         checkpoint)
             else:
                 try:
                     stats = solver.iterate(full_batch, params, guard, epoch)
@@ -259,23 +257,6 @@ def train(source: DataSource, objective: Objective, solver: Solver, state: Train
         for cb in callbacks:
             cb.on_train_end(state, history)
     return history
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """PyTorch's intra-op threads set to ``n`` for the block (None: as they are). Sparse steps are
-    many small operations (gathers and scatters of r × k entries); with two threads on a busy
-    machine each parallel region waits for a descheduled thread — measured 20–100× slower per step
-    while other processes used the cores (BENCHMARKS.md, "Sparse rows")."""
-    if n is None or torch.get_num_threads() == n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def require_memory(solver: Solver, d: int, k: int, dtype: torch.dtype) -> None:
