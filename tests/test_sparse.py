@@ -547,3 +547,11 @@ def test_odd_sparse_inputs(tmp_path):
     pd_frame.to_csv(tmp_path / "t.csv", index=False)
     r = run_cli("train", "--data", tmp_path / "t.csv", "--target", "y", "--hash-features", "0", "--out", tmp_path / "m")
     assert r.returncode == 2 and "[1, 2^28]" in r.stderr, r.stderr
+
+
+def test_the_sparse_step_benchmark_measures_every_setting(capsys):
+    from linearnets.bench import sparse as bench
+    out = bench.steps(widths=(10, 12), n=3000, nnz=5, k=3)
+    assert set(out["ratios"]) == {"plain", "momentum 0.9, weight decay 1e-5"}
+    assert len(out["steps_ms"]) == 4 and all(v > 0 for v in out["steps_ms"].values())
+    assert "step time at d = 2^12 / at 2^10" in capsys.readouterr().out

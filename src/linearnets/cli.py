@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="side-by-side performance benchmarks (see BENCHMARKS.md)")
     p.add_argument("which", nargs="*", default=["sgd", "exact", "optimum"],
-                   help="sgd, exact, optimum, stream, peers (default: the first three; stream writes ~16 GB; "
+                   help="sgd, exact, optimum, stream, peers, sparse (default: the first three; stream writes ~16 GB, "
+                        "sparse ~5 GB; "
                         "peers needs pip install 'linearnets[bench]' for Vowpal Wabbit and Snap ML)")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a quick look, not the reference)")
     p.add_argument("--rows", type=int, metavar="N",
@@ -520,7 +521,8 @@ def cmd_lab(args) -> int:
 
 def cmd_bench(args) -> int:
     quick_sizes = {"sgd": ["--n", "20000"], "exact": ["--n", "200000"], "optimum": ["--n", "20000"],
-                   "stream": ["--rows", "100000", "400000"], "peers": ["--rows", "50000"]}
+                   "stream": ["--rows", "100000", "400000"], "peers": ["--rows", "50000", "--repeats", "1"],
+                   "sparse": ["--which", "steps"]}
     for name in args.which:
         if name not in BENCHMARKS:
             raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
@@ -530,7 +532,7 @@ def cmd_bench(args) -> int:
         print(f"\n== {name} ==")
         argv = quick_sizes[name] if args.quick else []
         if name == "peers" and args.rows is not None:
-            argv = ["--rows", str(args.rows)]
+            argv = argv + ["--rows", str(args.rows)]             # the last --rows wins
         BENCHMARKS[name].main(argv)
     return 0
 

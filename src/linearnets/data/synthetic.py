@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .dataset import Dataset
 
@@ -78,6 +79,87 @@ def fashion_mnist_like(n: int = 60000, seed: int = 0) -> Dataset:
     ds = synthetic_classification(n=n, d=784, k=10, kind="images", seed=seed)
     return Dataset(ds.X, ds.y, name="synthetic-fashion", task="classification",
                    class_names=ds.class_names, image_shape=(28, 28))
+
+
+KNUTH = 2654435761          # a prime: the multiplicative hash rank → column is a bijection of [0, d)
+
+
+def text_like(n: int, d: int = 2 ** 20, nnz: int = 50, k: int = 20, *, zipf: float = 1.1,
+              informative: int = 1024, margin: float = 16.0, seed: int = 0,
+              chunk_rows: int = 65536) -> tuple[sp.csr_matrix, np.ndarray]:
+    r"""Synthetic text-like sparse classification data: ``(X, y)``, X an (n, d) float32 CSR matrix.
+
+    * **Features**: a vocabulary of d "words" with Zipf frequencies, p(rank r) ∝ (r + 1)^−zipf;
+      rank r is hashed to column ``(r · 2654435761) mod d`` (a bijection: no collisions, but the
+      frequent words are scattered over the columns as a hashing trick would scatter them).
+    * **Rows**: a Poisson number of word draws, its mean set so that a row holds ``nnz`` distinct
+      words on average (frequent words repeat); values ``log(1 + count)`` (sublinear tf), each row
+      L2-normalised. Column indices sorted within a row.
+    * **Labels**: a planted linear model. The ``informative`` most frequent words carry random
+      class weights ``W* ~ N(0, 1)`` (informative, k), the other words none;
+      ``y = argmax_c(margin · x·W*_c + b*_c + g_c)`` with Gumbel noise g, i.e. y is drawn from
+      softmax(margin · x W* + b*); the intercepts b* balance the classes (the most frequent words
+      are in almost every row and would otherwise favour a few classes). With the defaults the
+      Bayes accuracy is ≈ 0.9 and a linear model learned from 10⁶ rows gets ≈ 0.8.
+
+    Built chunk by chunk in vectorised NumPy (a million rows in about ten seconds on one core;
+    peak memory ~ the result plus one chunk's draws). Deterministic given ``seed``.
+    """
+    if not (0 < d <= 2 ** 32) or d == KNUTH:
+        raise ValueError(f"text_like needs 1 ≤ d ≤ 2^32 (and d ≠ {KNUTH}, the hash's multiplier), got d={d}")
+    if n < 1 or nnz < 1 or k < 2:
+        raise ValueError(f"text_like needs n ≥ 1, nnz ≥ 1 and k ≥ 2; got n={n}, nnz={nnz}, k={k}")
+    rng = np.random.default_rng(seed)
+    p = np.arange(1, d + 1, dtype=np.float64) ** -zipf                      # (d,) by rank
+    p /= p.sum()
+    cdf = np.cumsum(p)
+    cdf[-1] = 1.0
+    # mean draws per row T with E[distinct words] = Σ_r (1 − exp(−T p_r)) = nnz (Poissonised)
+    lo, hi = float(nnz), float(nnz)
+    while np.sum(-np.expm1(-hi * p)) < min(nnz, 0.99 * d):
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.sum(-np.expm1(-mid * p)) < nnz else (lo, mid)
+    draws_per_row = 0.5 * (lo + hi)
+    m_inf = min(informative, d)
+    W_star = rng.standard_normal((m_inf, k), dtype=np.float32)              # (informative, k)
+    inverse = pow(KNUTH, -1, d) if d > 1 else 0                            # column → rank
+    data, indices, indptr, labels = [], [], [np.zeros(1, np.int64)], []
+    offset, bias = 0, None
+    for start in range(0, n, chunk_rows):
+        m = min(chunk_rows, n - start)
+        t = np.maximum(rng.poisson(draws_per_row, size=m), 1)              # draws per row (m,)
+        rank = np.searchsorted(cdf, rng.random(int(t.sum())))              # (draws,)
+        col = (rank.astype(np.uint64) * np.uint64(KNUTH)) % np.uint64(d)
+        key = np.repeat(np.arange(m, dtype=np.uint64), t) * np.uint64(d) + col
+        key, count = np.unique(key, return_counts=True)                   # sorted by row, then column
+        row = (key // np.uint64(d)).astype(np.int64)
+        col = (key - row.astype(np.uint64) * np.uint64(d)).astype(np.int64)
+        value = np.log1p(count).astype(np.float32)
+        norm = np.sqrt(np.bincount(row, weights=np.square(value, dtype=np.float64), minlength=m))
+        value /= norm[row].astype(np.float32)
+        per_row = np.bincount(row, minlength=m)
+        # the planted model sees the informative words only (their ranks < informative)
+        rank_of = ((col.astype(np.uint64) * np.uint64(inverse)) % np.uint64(d)).astype(np.int64)
+        keep = rank_of < m_inf
+        Xi = sp.csr_matrix((value[keep], (row[keep], rank_of[keep])), shape=(m, m_inf))
+        S = margin * (Xi @ W_star)                                         # (m, k) planted scores
+        if bias is None:                     # intercepts that balance the classes (set on the first chunk)
+            bias = np.zeros(k)
+            for _ in range(100):
+                P = np.exp(S + bias - (S + bias).max(axis=1, keepdims=True))
+                bias -= np.log(k * (P / P.sum(axis=1, keepdims=True)).mean(axis=0))
+            bias -= bias.mean()
+        Z = S + bias.astype(np.float32) + rng.gumbel(size=(m, k)).astype(np.float32)
+        labels.append(np.argmax(Z, axis=1))
+        data.append(value)
+        indices.append(col.astype(np.int32 if d <= 2 ** 31 else np.int64))
+        indptr.append(offset + np.cumsum(per_row))
+        offset += len(value)
+    X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.concatenate(indptr)), shape=(n, d))
+    X.has_sorted_indices = True
+    return X, np.concatenate(labels).astype(np.int64)
 
 
 def handwritten_28x28(n: int = 5000, seed: int = 0) -> Dataset:
