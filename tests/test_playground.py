@@ -11,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +45,10 @@ def start_server(*args, report=None):
         err = proc.stderr.read()
         stop(proc)
         raise AssertionError(f"no URL printed: {line!r} {err}")
+    # keep reading what the server prints (its log): a full pipe would block the server mid-test
+    proc.log = []
+    for stream in (proc.stdout, proc.stderr):
+        threading.Thread(target=lambda s=stream: proc.log.extend(s), daemon=True).start()
     return proc, m.group(1)
 
 
@@ -337,7 +342,10 @@ def test_binds_loopback_unless_told_and_refuses_bad_ports(tmp_path):
     try:
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert listening_address(port) == "0.0.0.0"
-        assert "reachable from other machines" in proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        while not any("reachable from other machines" in line for line in proc.log) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("reachable from other machines" in line for line in proc.log), proc.log
     finally:
         stop(proc)
     r = subprocess.run([sys.executable, "-m", "linearnets", "lab", "--serve", "--no-browser", "--port", "70000"],
