@@ -44,6 +44,25 @@ def rank_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return (rank * n) // world_size, ((rank + 1) * n) // world_size
 
 
+def windows_of(shards, block_rows: int, buffer_rows: int, generator) -> list[list]:
+    """The epoch's blocks of ``block_rows`` rows, in a random order (with a generator, unless one
+    window holds them all), cut into windows of at most ``buffer_rows`` rows (at least one block each)."""
+    pieces = shards.pieces(block_rows)
+    W = max(int(buffer_rows), block_rows)
+    if generator is not None and sum(p.rows for p in pieces) > W:
+        pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
+    windows, cur, rows = [], [], 0
+    for p in pieces:
+        if cur and rows + p.rows > W:
+            windows.append(cur)
+            cur, rows = [], 0
+        cur.append(p)
+        rows += p.rows
+    if cur:
+        windows.append(cur)
+    return windows
+
+
 def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | None,
                      encode: Callable[[np.ndarray], Tensor], dtype: torch.dtype,
                      device: torch.device = torch.device("cpu"), buffer_rows: int = 16384,
@@ -74,19 +93,7 @@ def shuffled_batches(shards, batch_size: int, *, generator: torch.Generator | No
     """
     row_bytes = shards.row_bytes
     block_rows = max(1, min(int(block_rows), BLOCK_BYTES // row_bytes))     # a block is read whole: bound it
-    pieces = shards.pieces(block_rows)
-    W = max(int(buffer_rows), block_rows)
-    if generator is not None and sum(p.rows for p in pieces) > W:
-        pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
-    windows, cur, rows = [], [], 0
-    for p in pieces:
-        if cur and rows + p.rows > W:
-            windows.append(cur)
-            cur, rows = [], 0
-        cur.append(p)
-        rows += p.rows
-    if cur:
-        windows.append(cur)
+    windows = windows_of(shards, block_rows, buffer_rows, generator)
     largest = max((sum(p.rows for p in w) for w in windows), default=1)      # ≤ W rows
     per_row = row_bytes + 2 * shards.d * torch.finfo(dtype).bits // 8      # staging + two window buffers
     memory.require(largest * per_row, f"a shuffle window of {largest} rows of {shards.name}",

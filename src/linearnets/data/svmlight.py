@@ -27,6 +27,7 @@ from torch import Tensor
 from ..errors import DataError, FormatError
 from .files import SVMLIGHT_SUFFIXES
 from .shards import Piece, Shards
+from .shuffle import windows_of
 from .sparse import CSR
 
 __all__ = ["SvmlightShards", "sparse_shuffled_batches", "SVMLIGHT_SUFFIXES"]
@@ -194,25 +195,6 @@ class SvmlightShards(Shards):
         if not counts:
             return present
         return present, np.array([self._labels[v] for v in sorted(self._labels)])
-
-
-def windows_of(shards: Shards, block_rows: int, buffer_rows: int, generator) -> list[list[Piece]]:
-    """The epoch's blocks, in a random order (with a generator, unless one window holds all), cut
-    into windows of at most ``buffer_rows`` rows (at least one block each)."""
-    pieces = shards.pieces(block_rows)
-    W = max(int(buffer_rows), block_rows)
-    if generator is not None and sum(p.rows for p in pieces) > W:
-        pieces = [pieces[i] for i in torch.randperm(len(pieces), generator=generator).tolist()]
-    windows, cur, rows = [], [], 0
-    for p in pieces:
-        if cur and rows + p.rows > W:
-            windows.append(cur)
-            cur, rows = [], 0
-        cur.append(p)
-        rows += p.rows
-    if cur:
-        windows.append(cur)
-    return windows
 
 
 def sparse_shuffled_batches(shards: SvmlightShards, batch_size: int, *, generator: torch.Generator | None,
