@@ -138,7 +138,8 @@ def test_partial_fit_and_simulated_ranks_on_sparse_rows():
     assert max_diff(c.coef_, d.coef_) < 1e-10
 
 
-def test_step_listeners_see_the_present_parameters():
+@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 1e-2), (0.0, 0.0)])     # lazy rows; plain steps
+def test_step_listeners_see_the_present_parameters(momentum, weight_decay):
     """Step events on sparse rows carry every row brought to the present step (the lazy rows too)."""
     X, y = sparse_problem(n=120, d=80)
 
@@ -153,20 +154,21 @@ def test_step_listeners_see_the_present_parameters():
     for data in (X, X.toarray()):
         keep = Keep()
         ln.SoftmaxRegression(solver="sgd", dtype="float64", standardize=False, lr=0.5, batch_size=16, epochs=2,
-                             momentum=0.9, weight_decay=1e-2).fit(data, y, callbacks=[keep])
+                             momentum=momentum, weight_decay=weight_decay).fit(data, y, callbacks=[keep])
         runs.append(keep.W)
     assert len(runs[0]) == len(runs[1]) == 16
     for Wa, Wb in zip(*runs):
         assert float((Wa - Wb).abs().max()) < 1e-12
 
 
-def test_divergence_on_sparse_rows_keeps_the_last_finite_parameters():
+@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 1e-3), (0.0, 0.0)])
+def test_divergence_on_sparse_rows_keeps_the_last_finite_parameters(momentum, weight_decay):
     X, y = sparse_problem(n=200)
     X = X * 1e3
     models = []
     for data in (X, X.toarray()):
         m = ln.SoftmaxRegression(solver="sgd", dtype="float64", standardize=False, lr=1e3, batch_size=10, epochs=3,
-                                 momentum=0.9, weight_decay=1e-3)
+                                 momentum=momentum, weight_decay=weight_decay)
         with pytest.raises(ln.DivergenceError):
             m.fit(data, y)
         models.append(m)

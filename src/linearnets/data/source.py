@@ -42,6 +42,7 @@ from .targets import Targets
 __all__ = ["Block", "DataSource", "InMemory", "Streamed", "Interleaved", "concat_blocks", "holdout",
            "standardized", "feature_moments", "merge_moments"]
 
+SPARSE_WINDOW = 65536            # sparse minibatches: rows gathered at once in an epoch's order
 CHUNK_BYTES = 4 << 20            # full-batch chunks: forward and backward product read them from cache
 
 
@@ -261,6 +262,16 @@ class DataSource:
         return tuple(b - a for a, b in (rank_range(self.n, r, world_size) for r in range(world_size)))
 
 
+def _sparse_batches(X: CSR, perm: Tensor, B: int) -> Iterator[CSR]:
+    """The rows ``perm`` of X, B at a time: gathered SPARSE_WINDOW rows at once (one vectorised
+    gather instead of one per batch: ~70 µs a step at B = 32), then sliced (views)."""
+    window = max(B, SPARSE_WINDOW // B * B)
+    for a in range(0, perm.shape[0], window):
+        Xs = X.index_select(0, perm[a:a + window])
+        for s in range(0, Xs.shape[0], B):
+            yield Xs[s:s + B]
+
+
 class InMemory(DataSource):
     """Rows held in memory: ``X`` (n, d) and encoded targets ``T``, ``labels``."""
 
@@ -346,8 +357,12 @@ class InMemory(DataSource):
         else:                                              # hard labels: the labels are T itself
             L_b = T_b if T.ndim == 1 else self.labels.index_select(0, perm).split(B)
         W_b = itertools.repeat(None) if self.w is None else self.w.index_select(0, perm).split(B)
-        for idx, Tb, Lb, Wb in zip(perm.split(B), T_b, L_b, W_b):
-            yield Block(self.X.index_select(0, idx), Tb, Lb, Wb)
+        if isinstance(self.X, CSR):
+            X_b = _sparse_batches(self.X, perm, B)
+        else:
+            X_b = (self.X.index_select(0, idx) for idx in perm.split(B))
+        for Xb, Tb, Lb, Wb in zip(X_b, T_b, L_b, W_b):
+            yield Block(Xb, Tb, Lb, Wb)
 
     def part(self, rank: int, world_size: int) -> "InMemory":
         lo, hi = rank_range(self.n, rank, world_size)

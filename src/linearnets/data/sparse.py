@@ -14,16 +14,18 @@ Nothing here densifies X. The two products a linear model needs cost O(nnz · k)
 and both accept a dense ``X`` too (then they are the BLAS products), so the objective, the
 full-batch solvers, the metrics and the SGD step have one code path for dense and sparse blocks.
 We keep our own small CSR rather than ``torch.sparse_csr_tensor``: that layout lacks row
-selection (``index_select``) on CPU and warns that it is in beta on every construction.
+selection (``index_select``) on CPU and warns that it is in beta on every construction. ``X W`` is
+PyTorch's ``embedding_bag`` (rows of W gathered and summed with the entries as weights): 1.5–2×
+faster than the sparse CSR × dense kernel on the CPU at every block size we measured (32 to
+100 000 rows, 50 entries a row) and nothing to build per block.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DataError
@@ -38,11 +40,11 @@ FREE = 1 << 62                   # an unused entry of CSR.compact's scratch arra
 class CSR:
     """Rows of a sparse (m, d) matrix. ``shape`` is a tuple, ``X.shape[0]`` the rows as for a tensor."""
 
-    __slots__ = ("crow", "col", "val", "shape", "_rows", "_torch")
+    __slots__ = ("crow", "col", "val", "shape", "_rows")
 
     def __init__(self, crow: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]):
         self.crow, self.col, self.val, self.shape = crow, col, val, (int(shape[0]), int(shape[1]))
-        self._rows = self._torch = None
+        self._rows = None
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -154,16 +156,6 @@ class CSR:
         cols, inverse = torch.unique(self.col, return_inverse=True)
         return cols.long(), CSR(self.crow, inverse.to(self.col.dtype), self.val, (self.shape[0], int(cols.shape[0])))
 
-    def torch_csr(self) -> Tensor:
-        """This block as a ``torch.sparse_csr_tensor`` (for its sparse × dense product; built once)."""
-        if self._torch is None:
-            crow = self.crow.to(self.col.dtype) if self.col.dtype == torch.int32 else self.crow
-            col = self.col if self.col.dtype in (torch.int32, torch.int64) else self.col.long()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)          # "sparse CSR support is in beta"
-                self._torch = torch.sparse_csr_tensor(crow, col, self.val, self.shape, check_invariants=False)
-        return self._torch
-
     def byte_size(self) -> int:
         return sum(t.element_size() * t.numel() for t in (self.crow, self.col, self.val))
 
@@ -177,12 +169,14 @@ def is_sparse(X) -> bool:
 
 def matmul(X, W: Tensor) -> Tensor:
     """X W (m, k) for ``W`` (d, k): BLAS for a dense X; for a CSR, Z_i = Σ_j x_ij W_j in O(nnz·k)
-    (PyTorch's sparse CSR × dense kernel: MKL on the CPU, cuSPARSE on a GPU)."""
+    (``embedding_bag``: the rows W_j of row i's entries, summed with weights x_ij)."""
     if not isinstance(X, CSR):
         return X @ W
     if not X.nnz or not X.shape[0]:
         return W.new_zeros(X.shape[0], W.shape[1])
-    return X.torch_csr() @ W.contiguous()
+    col = X.col if X.nnz < 2 ** 31 else X.col.long()          # offsets share the indices' dtype
+    return F.embedding_bag(col, W.contiguous(), X.crow[:-1].to(col.dtype), mode="sum",
+                           per_sample_weights=X.val.to(W.dtype))
 
 
 def gt_x(Gt: Tensor, X) -> Tensor:
@@ -195,7 +189,7 @@ def gt_x(Gt: Tensor, X) -> Tensor:
 
 def xt_g(G: Tensor, X: CSR) -> Tensor:
     """Xᵀ G (d, k) for ``G`` (m, k) and a CSR X: (Xᵀ G)_j = Σ_i x_ij G_i."""
-    terms = G.index_select(0, X.row_ids()) * X.val[:, None]
+    terms = G.contiguous().index_select(0, X.row_ids()) * X.val[:, None]     # (a transposed G gathers ~7× slower)
     return G.new_zeros(X.shape[1], G.shape[1]).index_add_(0, X.col.long() if X.col.dtype != torch.int64 else X.col,
                                                          terms)
 
