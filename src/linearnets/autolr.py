@@ -24,6 +24,7 @@ import torch
 from .data.source import DataSource, InMemory, concat_blocks
 from .data.sparse import matmul, row_sq_norms
 from .data.targets import dense_rows
+from .distributed import LOCAL
 from .objective import FullBatch, Objective
 from .params import Params
 
@@ -87,11 +88,17 @@ def curvatures(objective: Objective, source: DataSource, params: Params, seed: i
 
 
 def auto_lr(objective: Objective, source: DataSource, params: Params, *, batch_size: int, momentum: float = 0.0,
-            seed: int = 0) -> float:
-    """The learning rate ``(1 − momentum) / λ_B`` for minibatches of ``batch_size`` rows (see above)."""
+            seed: int = 0, comm=LOCAL) -> float:
+    """The learning rate ``(1 − momentum) / λ_B`` for minibatches of ``batch_size`` rows (see above).
+
+    ``comm``: in a data-parallel run each rank measures its own share's sample; the ranks take the
+    mean of (λ_max, ρ) and rank 0's rate, so every replica steps with the same one."""
     lam, rho = curvatures(objective, source, params, seed)
+    if comm.world_size > 1:
+        both = torch.tensor([lam, rho], dtype=torch.float64, device=comm.device)
+        comm.sum_(both)
+        lam, rho = (float(v) / comm.world_size for v in both)
     B = min(int(batch_size), max(source.n, 1))
     lam_B = lam + max(rho - lam, 0.0) / B
-    if not (lam_B > 0 and math.isfinite(lam_B)):
-        return 0.1
-    return (1.0 - momentum) / lam_B
+    lr = (1.0 - momentum) / lam_B if lam_B > 0 and math.isfinite(lam_B) else 0.1
+    return float(comm.broadcast_object(lr)) if comm.world_size > 1 else lr

@@ -319,7 +319,7 @@ class _LinearModel(BaseEstimator):
         state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
         if warm is not None and tuple(warm.W.shape) == (source.d, source.k):
             state.params.copy_(warm.to(dtype=self._dtype, device=self._device))
-        self._choose_lr(objective, source, state.params)
+        self._choose_lr(objective, source, state.params, comm)       # one rate for every rank
         self._warn_scales(source)
         checkpointer = None
         self.resumed_from_ = None
@@ -342,14 +342,15 @@ class _LinearModel(BaseEstimator):
         """The fitted parameters to start from (warm_start), in the coordinates training uses."""
         return self._params.clone() if hasattr(self, "_params") else None
 
-    def _choose_lr(self, objective: Objective, source: DataSource, params: Params) -> None:
+    def _choose_lr(self, objective: Objective, source: DataSource, params: Params, comm=LOCAL) -> None:
         """``lr_``: ``lr``, or for ``lr="auto"`` the curvature rule of :mod:`linearnets.autolr`."""
         solver = get_solver(self.solver)
         if self.lr != "auto" or not solver.uses_lr:
             self.lr_ = float(self.lr) if self.lr != "auto" else 0.1
             return
         batch = self.batch_size if solver.minibatch else source.n
-        self.lr_ = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed)
+        self.lr_ = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed,
+                           comm=comm)
 
     def _warn_scales(self, source: DataSource) -> None:
         """Once per fit: SGD/GD on features whose scales differ by more than 10³, not standardised."""
