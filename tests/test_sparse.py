@@ -79,11 +79,16 @@ def test_linear_regression_equal_on_csr_and_dense(solver):
     assert abs(a.score(X, y) - b.score(X.toarray(), y)) < 1e-10
 
 
-@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.0, 1e-2), (0.9, 0.0), (0.9, 1e-3)])
+@pytest.mark.parametrize("momentum,weight_decay,numba", [(0.0, 0.0, "1"), (0.0, 0.0, "0"), (0.0, 1e-2, "1"),
+                                                          (0.9, 0.0, "1"), (0.9, 1e-3, "1")])
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
-def test_sgd_on_csr_equals_dense_sgd(momentum, weight_decay, dtype, tol):
+def test_sgd_on_csr_equals_dense_sgd(momentum, weight_decay, numba, dtype, tol, monkeypatch):
     """The lazy sparse update (rows brought up to date when a batch touches them) is the dense
-    update: weights, intercepts, per-epoch losses (with the penalty) and accuracies."""
+    update: weights, intercepts, per-epoch losses (with the penalty) and accuracies. Plain steps
+    run as compiled loops (linearnets.kernels) and, with LINEARNETS_NUMBA=0, as PyTorch ops."""
+    monkeypatch.setenv("LINEARNETS_NUMBA", numba)
+    if numba == "1":
+        assert ln.kernels.kernels() is not None
     X, y = sparse_problem()
     kw = dict(solver="sgd", dtype=dtype, standardize=False, lr=0.5, batch_size=32, epochs=4,
               momentum=momentum, weight_decay=weight_decay, lr_schedule="step")

@@ -342,8 +342,9 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                     L, Gt, Zt = sparse_steps.loss_and_logit_grad(objective, block)
                 else:
                     L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
-                if classification:
-                    correct.add_(hits(Zt, block.labels, block.w))
+                if classification:                                 # (a compiled sparse step counts its own)
+                    seen = sparse_steps.hits if lazy and sparse_steps.hits is not None else None
+                    correct.add_(hits(Zt, block.labels, block.w) if seen is None else seen)
             grad = None
             if distributed:                                        # the global batch's mean gradient
                 mass, rows = _all_reduce_step(comm, buf, block.X, Gt if m else None, L if m else None, mass, k, d)

@@ -109,7 +109,7 @@ def dense_settings(n: int) -> dict:
 
 def sparse_settings(n: int, d: int) -> dict:
     lam = 1e-6
-    return {"linearnets": {"lr": 16.0, "batch_size": 32, "epochs": 10},
+    return {"linearnets": {"lr": 48.0, "batch_size": 64, "epochs": 2, "lr_schedule": "cosine"},
             "vw_bits": max(1, math.ceil(math.log2(d))), "lam": lam,
             "snapml": {"regularizer": 0.1, "max_iter": 10, "dual": True},
             "sgd": {"alpha": lam, "max_iter": 5},
@@ -247,7 +247,9 @@ def run_linearnets(w: Workload, targets: list[float], *, evals_per_epoch: int = 
     """``repeats`` runs (the same seed: the same iterates and accuracies); each evaluation point's
     time is the fastest of the runs."""
     s = w.settings["linearnets"]
+    schedule = s.get("lr_schedule", "constant")
     how = (f"SoftmaxRegression(solver='sgd', lr={s['lr']}, batch_size={s['batch_size']}, "
+           + (f"lr_schedule='{schedule}', " if schedule != "constant" else "") +
            f"epochs≤{s['epochs']}, seed=0).fit(X, y, callbacks=[test accuracy {evals_per_epoch}× per epoch])")
     if w.sparse and not sparse_supported():
         return Result("linearnets", "linearnets SGD", how, note="not available (sparse input not supported by "
@@ -257,7 +259,8 @@ def run_linearnets(w: Workload, targets: list[float], *, evals_per_epoch: int = 
     for _ in range(repeats):
         listener = AccuracyTrace(w.X_test, w.y_test, every=math.ceil(steps / evals_per_epoch),
                                  stop_at=max(targets) if targets else None)
-        model = SoftmaxRegression(solver="sgd", lr=s["lr"], batch_size=s["batch_size"], epochs=s["epochs"], seed=0)
+        model = SoftmaxRegression(solver="sgd", lr=s["lr"], batch_size=s["batch_size"], epochs=s["epochs"],
+                                  lr_schedule=schedule, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warm = min(w.X.shape[0], 4 * s["batch_size"])          # warm-up: torch's first calls (not counted)
@@ -276,7 +279,8 @@ def run_linearnets(w: Workload, targets: list[float], *, evals_per_epoch: int = 
     if not trace.points:
         return Result("linearnets", "linearnets SGD", how, note="no evaluation"), None
     seconds, seen, acc = trace.points[-1]
-    return Result("linearnets", f"linearnets SGD (lr {s['lr']:g}, batch {s['batch_size']})", how,
+    label = f"linearnets SGD (lr {s['lr']:g}{', ' + schedule if schedule != 'constant' else ''}, batch {s['batch_size']})"
+    return Result("linearnets", label, how,
                   seconds=seconds, passes=seen / w.X.shape[0], accuracy=acc, note=note), trace
 
 
@@ -492,8 +496,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--dense-rows", type=int, default=60000, help="training rows of the dense workload")
     ap.add_argument("--workloads", default="dense,sparse", help="dense, sparse or both (default)")
     ap.add_argument("--peers", default=",".join(PEERS), help=f"a subset of {','.join(PEERS)}")
-    ap.add_argument("--lr", type=float, help="linearnets' learning rate on the sparse workload (default 16)")
-    ap.add_argument("--batch-size", type=int, help="linearnets' batch size on the sparse workload (default 32)")
+    ap.add_argument("--lr", type=float, help="linearnets' learning rate on the sparse workload (default 48)")
+    ap.add_argument("--batch-size", type=int, help="linearnets' batch size on the sparse workload (default 64)")
     ap.add_argument("--dir", help="where VW's text and cache files go (default: the system's temporary folder)")
     ap.add_argument("--repeats", type=int, default=3, help="dense workload: every time is the fastest of this "
                     "many runs (default 3)")

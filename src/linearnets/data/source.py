@@ -268,6 +268,8 @@ def _sparse_batches(X: CSR, perm: Tensor, B: int) -> Iterator[CSR]:
     window = max(B, SPARSE_WINDOW // B * B)
     for a in range(0, perm.shape[0], window):
         Xs = X.index_select(0, perm[a:a + window])
+        if Xs.col.dtype != torch.int64:                            # int64 columns: no conversion per step
+            Xs = CSR(Xs.crow, Xs.col.long(), Xs.val, Xs.shape)
         for s in range(0, Xs.shape[0], B):
             yield Xs[s:s + B]
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import kernels
 from ..errors import DataError
 
 __all__ = ["CSR", "is_sparse", "matmul", "gt_x", "xt_g", "row_sq_norms", "column_moments", "to_scipy_csr", "gram",
@@ -106,10 +107,14 @@ class CSR:
         return CSR(self.crow[a:b + 1] - lo, self.col[lo:hi], self.val[lo:hi], (b - a, self.shape[1]))
 
     def index_select(self, dim: int, index: Tensor) -> "CSR":
-        """The rows ``index`` (in that order): one vectorised gather of their entries."""
+        """The rows ``index`` (in that order): one compiled loop over their entries (int64 columns;
+        :func:`linearnets.kernels.gather_rows`), else one vectorised PyTorch gather."""
         if dim != 0:
             raise IndexError("CSR: rows only")
         index = index.to(self.crow.device, torch.int64)
+        gathered = kernels.gather_rows(self.crow, self.col, self.val, index)
+        if gathered is not None:
+            return CSR(*gathered, (index.shape[0], self.shape[1]))
         start = self.crow[index]
         lengths = self.crow[index + 1] - start
         crow = torch.zeros(index.shape[0] + 1, dtype=torch.int64, device=self.crow.device)
