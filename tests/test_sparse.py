@@ -453,6 +453,44 @@ def test_bad_sparse_inputs_give_one_clear_error(tmp_path):
             ln.load(tmp_path / "h")
 
 
+def test_compiled_steps_without_a_writable_cache(monkeypatch):
+    """numba cannot cache beside a read-only install ("no locator available"): the loops are then
+    compiled per process instead of failing every sparse fit."""
+    import numba  # noqa: PLC0415 — the test patches what linearnets.kernels imports
+
+    from linearnets import kernels
+    real = numba.njit
+
+    def njit(*args, **kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function '_forward': no locator available")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(kernels, "_COMPILED", {})
+    monkeypatch.delenv("LINEARNETS_NUMBA", raising=False)
+    assert kernels.kernels() is not None
+    X, y = sparse_problem(n=60, d=30)
+    a = ln.SoftmaxRegression(solver="sgd", dtype="float64", lr=0.5, batch_size=8, epochs=2).fit(X, y)
+    b = ln.SoftmaxRegression(solver="sgd", dtype="float64", lr=0.5, batch_size=8, epochs=2).fit(X.toarray(), y)
+    assert max_diff(a.coef_, b.coef_) < 1e-10
+
+
+@pytest.mark.parametrize("col", [13, -1])
+def test_column_indices_outside_the_width_are_refused(col):
+    """scipy builds a CSR from arrays without checking its column indices; the compiled steps index
+    W with them (a crash beyond d, the wrong feature below 0): every entry point refuses such a matrix."""
+    X = sp.csr_matrix((np.ones(3, np.float32), np.array([1, col, 2]), np.array([0, 1, 2, 3])), shape=(3, 10))
+    fitted = ln.SoftmaxRegression(solver="sgd", batch_size=2).fit(sp.random(4, 10, density=0.5, format="csr",
+                                                                              random_state=0), [0, 1, 0, 1])
+    calls = (lambda: ln.SoftmaxRegression(solver="sgd", batch_size=2).fit(X, [0, 1, 0]),
+             lambda: ln.SoftmaxRegression(solver="sgd", batch_size=2).partial_fit(X, [0, 1, 0], classes=[0, 1]),
+             lambda: fitted.predict(X))
+    for call in calls:
+        with pytest.raises(ln.DataError, match="malformed sparse matrix"):
+            call()
+
+
 def test_feature_hashing_in_python():
     import pandas as pd
     frame = pd.DataFrame({"n": [1.5, 0.0, 2.0], "cat": ["a", "b", None], "text": ["Red apple red", "", "green"]})

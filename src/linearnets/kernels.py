@@ -137,8 +137,11 @@ def kernels():
         except ImportError:
             _COMPILED["kernels"] = None
         else:
-            jit = numba.njit(cache=True, nogil=True, fastmath=False)
-            _COMPILED["kernels"] = (jit(_forward), jit(_update), jit(_gather))
+            try:                 # compiled once per install, cached beside the package
+                built = tuple(numba.njit(cache=True, nogil=True)(f) for f in (_forward, _update, _gather))
+            except Exception:    # noqa: BLE001 — no writable cache (a read-only install): compile per process
+                built = tuple(numba.njit(nogil=True)(f) for f in (_forward, _update, _gather))
+            _COMPILED["kernels"] = built
     return _COMPILED["kernels"]
 
 

@@ -51,8 +51,15 @@ class CSR:
     @classmethod
     def from_scipy(cls, X, dtype: torch.dtype, device=None) -> "CSR":
         """Any scipy.sparse matrix/array → CSR in ``dtype`` (no copy of the indices when they
-        are already CSR int32/int64 on the CPU; duplicates summed, columns sorted)."""
+        are already CSR int32/int64 on the CPU; duplicates summed, columns sorted). The structure
+        is checked in full first — row pointers, and every column index inside 0 … d−1 (scipy
+        does not check them when a matrix is built from its arrays, and the compiled loops of
+        :mod:`linearnets.kernels` index W with them)."""
         X = X.tocsr()
+        try:
+            X.check_format(full_check=True)
+        except ValueError as e:
+            raise DataError(f"malformed sparse matrix {X.shape}: {e}") from None
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()

@@ -302,8 +302,8 @@ class SparseSteps:
     def _fused_update(self) -> None:
         X, col, G = self._pending
         nnz, k = col.shape[0], self.W.shape[1]
-        if self._undo_rows is None or self._undo_rows.shape[0] < nnz:
-            self._undo_rows = self.W.new_empty(max(nnz, 4096) * 2, k)
+        if self._undo_rows is None or self._undo_rows.shape[0] < nnz:             # the batch's entries' rows
+            self._undo_rows = self.W.new_empty(nnz + nnz // 4, k)
         undo = self._undo_rows[:nnz]
         W, b = self._arrays
         self._kernels[1](X.crow.numpy(), col.numpy(), X.val.numpy(), W, b, G.numpy(), float(self.lr),
