@@ -18,7 +18,8 @@ labels (m,), Z, G (m, k), undo (nnz, k). ``undo`` holds the rows as they were
 before the step, for the divergence guard's rollback (the same layout the PyTorch path keeps).
 
 ``gather_rows`` is :meth:`CSR.index_select <linearnets.data.sparse.CSR.index_select>`'s copy of
-the entries of the rows picked (~3 ns an entry, against ~10 for the vectorised PyTorch gather).
+the entries of the rows picked, a slice per row (~20% faster than the vectorised PyTorch gather,
+which builds an index per entry; 65 536 text-like rows in ~23 ms), columns out as int64.
 
 numba is imported on first use (a sparse fit); without it, or for anything else (soft targets,
 other losses, weight decay, momentum, a GPU), the PyTorch ops run. The tests check both against
@@ -114,7 +115,7 @@ def _gather(crow, col, val, index, out_crow, out_col, out_val):
 def gather_rows(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, index: torch.Tensor):
     """(crow, col int64, val) of the rows ``index`` (int64, CPU) of a CSR, or None without numba."""
     compiled = kernels()
-    if compiled is None or crow.device.type != "cpu":
+    if compiled is None or crow.device.type != "cpu" or val.dtype not in (torch.float32, torch.float64):
         return None
     starts = crow[index]
     total = int((crow[index + 1] - starts).sum()) if index.numel() else 0
