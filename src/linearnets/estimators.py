@@ -315,8 +315,7 @@ class _LinearModel(BaseEstimator):
             cbs = [Evaluate(objective, _share(self._eval_source(eval_set), comm), comm)] + cbs
         fingerprint = None if checkpoint_dir is None else self._fingerprint(source, comm.world_size, P)
         source = _share(source, comm) if comm.world_size > 1 else Interleaved(source, P) if P > 1 else source
-        require_memory(get_solver(self.solver)(self._solver_config(lr=0.1)), source.d, source.k, self._dtype)
-        state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+        state = self._fresh_state(source)
         if warm is not None and tuple(warm.W.shape) == (source.d, source.k):
             state.params.copy_(warm.to(dtype=self._dtype, device=self._device))
         self._choose_lr(objective, source, state.params, comm)       # one rate for every rank
@@ -337,6 +336,11 @@ class _LinearModel(BaseEstimator):
                         self._finish(state)               # that run had finished: nothing more to do
                         return self
         return self._run(source, state, epochs=self._epochs(), callbacks=cbs, comm=comm, checkpoint=checkpointer)
+
+    def _fresh_state(self, source: DataSource) -> TrainState:
+        """A new training state for ``source`` — refused first if the run would not fit in memory."""
+        require_memory(get_solver(self.solver)(self._solver_config(lr=0.1)), source.d, source.k, self._dtype)
+        return TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
 
     def _warm_params(self) -> Params | None:
         """The fitted parameters to start from (warm_start), in the coordinates training uses."""
@@ -421,8 +425,7 @@ class _LinearModel(BaseEstimator):
         self._check_settings()
         if first:
             source = self._source(X, y, fit=True, classes=classes, sample_weight=sample_weight)
-            require_memory(get_solver(self.solver)(self._solver_config(lr=0.1)), source.d, source.k, self._dtype)
-            state = TrainState.fresh(source.d, source.k, dtype=self._dtype, device=self._device)
+            state = self._fresh_state(source)
             self._choose_lr(self._objective(), source, state.params)
         else:
             state = self._state
@@ -590,11 +593,11 @@ class _LinearModel(BaseEstimator):
         if std is not None:
             try:
                 if isinstance(std, dict) and std.get("stored") == "model.safetensors":
-                    mean, scale = (extra or {})["mean"].numpy(), (extra or {})["scale"].numpy()
+                    mean, scale = extra["mean"].numpy(), extra["scale"].numpy()
                 else:                                     # models saved by earlier builds: lists in the card
                     mean = np.asarray(std["mean"], dtype=np.float64)
                     scale = np.asarray(std["scale"], dtype=np.float64)
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):     # (TypeError: no extra tensors at all)
                 raise ModelFileError("'standardize' must hold 'mean' and 'scale' lists, or say they are stored in "
                                      "model.safetensors (extra.mean, extra.scale)") from None
             if mean.shape != (d,) or scale.shape != (d,) or not np.isfinite(mean).all() or not (scale > 0).all():

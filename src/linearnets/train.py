@@ -343,7 +343,7 @@ def _minibatch_epoch(source: DataSource, objective: Objective, solver: Solver, s
                 else:
                     L, Gt, Zt = objective.loss_and_logit_grad(cur.Wt, cur.b, block)   # Gᵀ = (dL/dZ)ᵀ (k, m)
                 if classification:                                 # (a compiled sparse step counts its own)
-                    seen = sparse_steps.hits if lazy and sparse_steps.hits is not None else None
+                    seen = sparse_steps.hits if lazy else None
                     correct.add_(hits(Zt, block.labels, block.w) if seen is None else seen)
             grad = None
             if distributed:                                        # the global batch's mean gradient

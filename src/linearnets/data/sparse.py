@@ -202,8 +202,7 @@ def gt_x(Gt: Tensor, X) -> Tensor:
 def xt_g(G: Tensor, X: CSR) -> Tensor:
     """Xᵀ G (d, k) for ``G`` (m, k) and a CSR X: (Xᵀ G)_j = Σ_i x_ij G_i."""
     terms = G.contiguous().index_select(0, X.row_ids()) * X.val[:, None]     # (a transposed G gathers ~7× slower)
-    return G.new_zeros(X.shape[1], G.shape[1]).index_add_(0, X.col.long() if X.col.dtype != torch.int64 else X.col,
-                                                         terms)
+    return G.new_zeros(X.shape[1], G.shape[1]).index_add_(0, X.col.long(), terms)
 
 
 def row_sq_norms(X) -> Tensor:

@@ -20,10 +20,10 @@ from .fullbatch import FullBatchSolver
 
 class LBFGS(FullBatchSolver):
     name = "lbfgs"
+    centred = True
 
     def parameter_copies(self) -> int:
         return 2 * self.config.history_size + 10         # the (s, y) pairs, and what any solver holds
-    centred = True
 
     def init(self, d, k, dtype, device) -> None:
         super().init(d, k, dtype, device)

@@ -289,7 +289,7 @@ class SparseSteps:
         X = block.X
         m, k = X.shape[0], self.W.shape[1]
         W, b = self._arrays
-        col = X.col if X.col.dtype == torch.int64 else X.col.long()
+        col = X.col.long()
         Z, G = self.W.new_empty(m, k), self.W.new_empty(m, k)
         w = objective.relative_weights(block)
         w, w_raw = (W[:0, 0], W[:0, 0]) if w is None else (w.numpy(), block.w.numpy())
