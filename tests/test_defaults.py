@@ -18,7 +18,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import linearnets as ln
-from linearnets import cli
+from linearnets import autolr, cli
+from linearnets.solvers import SolverConfig, learning_rate
 
 
 def run_cli(*args):
@@ -35,7 +36,10 @@ def test_the_readmes_first_command_and_raw_wine_reach_095(tmp_path):
     assert status == 0, err
     metrics = json.loads((tmp_path / "digits" / "metrics.json").read_text())
     assert metrics["val"]["accuracy"] >= 0.95 and metrics["standardize"] is True and metrics["lr"] > 0
-    assert all(r["lr"] == metrics["lr"] for r in metrics["history"])          # the chosen value, recorded
+    race = metrics["lr_race"]                                                  # what the race tried, recorded
+    assert metrics["lr"] in [lr for lr, _ in race["tried"]] and race["start"] > 0 and race["rows"] > 0
+    annealed = SolverConfig(lr=metrics["lr"], epochs=10, lr_schedule="anneal")
+    assert [r["lr"] for r in metrics["history"]] == [learning_rate(annealed, e) for e in range(10)]   # recorded
     wine = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
     wine.to_csv(tmp_path / "wine.csv", index=False)                            # raw: scales 0.1 … 1000
     status, _, err = run_cli("train", "--data", tmp_path / "wine.csv", "--target", "cultivar", "--out",
@@ -76,13 +80,85 @@ def test_auto_lr_never_diverges_and_is_recorded(case):
         model.fit(X, y)                                                   # a DivergenceError fails the test
         loss = model.evaluate(X, y)["loss"]
         assert np.isfinite(loss) and model.history_[-1]["loss"] < model.history_[0]["loss"] * 1.5
-        assert model.lr_ > 0 and all(r["lr"] == model.lr_ for r in model.history_)
+        annealed = SolverConfig(lr=model.lr_, epochs=model.n_iter_, lr_schedule="anneal")
+        assert model.lr_ > 0 and [r["lr"] for r in model.history_] == [learning_rate(annealed, e)
+                                                                         for e in range(model.n_iter_)]
 
 
-def test_a_diverging_lr_names_the_auto_value():
+def test_a_diverging_lr_names_the_curvature_rules_value():
     X, y = ln.data.synthetic_regression(n=1000)
-    with pytest.raises(ln.DivergenceError, match=r"lr='auto' picks 0\.\d+"):
+    with pytest.raises(ln.DivergenceError, match=r"the curvature rule gives 0\.\d+ for this data"):
         ln.LinearRegression(solver="sgd", lr=10, batch_size=10).fit(X, y)
+
+
+def grid_losses(cls, X, y, batch, standardize, rates, **kw):
+    out = []
+    for lr in rates:
+        try:
+            m = cls(solver="sgd", lr=float(lr), batch_size=batch, epochs=10, standardize=standardize, dtype="float64",
+                    **kw).fit(X, y)
+            out.append(m.evaluate(X, y)["loss"])
+        except ln.DivergenceError:
+            out.append(np.inf)
+    return np.array(out)
+
+
+AUTO_CELLS = [("digits /16", 256, False), ("digits standardised", "full", True), ("wine", 32, True),
+              ("wine", "full", True), ("diabetes", 32, False)]
+
+
+@pytest.mark.parametrize("name,batch,standardize", AUTO_CELLS)
+def test_auto_is_within_1_5_times_the_best_constant_rate_of_a_grid(name, batch, standardize):
+    """Acceptance 2 on the cells that are quick (the whole table: benchmarks/autolr_table.py)."""
+    cls, (X, y) = ((ln.LinearRegression, ln.data.load_diabetes()) if name == "diabetes" else
+                   (ln.SoftmaxRegression, load_wine(return_X_y=True) if name == "wine" else ln.data.load_digits()))
+    batch = len(y) if batch == "full" else batch
+    auto = cls(solver="sgd", lr="auto", batch_size=batch, epochs=10, standardize=standardize, dtype="float64").fit(X, y)
+    F_auto = auto.evaluate(X, y)["loss"]
+    best = grid_losses(cls, X, y, batch, standardize, np.logspace(-4, 2, 12)).min()
+    assert F_auto <= 1.5 * best, (auto.lr_, F_auto, best)
+    # the curvature rule alone, constant: what auto was before the race — worse on these cells
+    rule = cls(solver="sgd", lr="curvature", batch_size=batch, epochs=10, standardize=standardize,
+               dtype="float64").fit(X, y)
+    assert rule.lr_ == auto.lr_race_.start and {r["lr"] for r in rule.history_} == {rule.lr_}
+
+
+def test_the_race_on_a_small_training_set_is_the_fit():
+    """Up to RACE_ROWS rows the racers train on the training set itself, with the run's settings: the
+    winner's run is the fit, to the last bit, and the winner is the lowest of those tried."""
+    X, y = ln.data.load_digits()
+    m = ln.SoftmaxRegression(solver="sgd", lr="auto", batch_size=64, epochs=5, dtype="float64").fit(X, y)
+    race = m.lr_race_
+    assert not race.held_out and race.rows == len(y)
+    tried = dict(race.tried)
+    assert tried[m.lr_] == min(tried.values()) == m.evaluate(X, y)["loss"]
+    assert {lr / race.start for lr in tried} >= {0.5, 1.0, 2.0}
+    again = ln.SoftmaxRegression(solver="sgd", lr=m.lr_, lr_schedule="anneal", batch_size=64, epochs=5,
+                                 dtype="float64").fit(X, y)
+    np.testing.assert_array_equal(again.coef_, m.coef_)
+
+
+def test_on_many_rows_the_race_scores_on_held_out_rows(monkeypatch):
+    """Past RACE_ROWS each racer trains on SAMPLE_ROWS rows and is scored on as many others: the rate that
+    drives a separable sample's loss to 0 would be far too large for all the rows."""
+    monkeypatch.setattr(autolr, "RACE_ROWS", 1000)
+    monkeypatch.setattr(autolr, "SAMPLE_ROWS", 600)
+    f = ln.data.fashion_mnist_like(n=3000, seed=0)
+    m = ln.SoftmaxRegression(solver="sgd", lr="auto", batch_size=32, epochs=5, dtype="float64").fit(f.X, f.y)
+    assert m.lr_race_.held_out and m.lr_race_.rows == 600
+    assert np.isfinite(m.evaluate(f.X, f.y)["loss"]) and m.lr_ == min(m.lr_race_.tried, key=lambda t: t[1])[0]
+
+
+def test_partial_fit_and_curvature_keep_the_rule_and_a_constant_rate():
+    X, y = ln.data.load_digits()
+    fitted = ln.SoftmaxRegression(solver="sgd", lr="curvature", epochs=3).fit(X, y)
+    assert fitted.lr_race_ is None and [r["lr"] for r in fitted.history_] == [fitted.lr_] * 3
+    online = ln.SoftmaxRegression(solver="sgd", lr="auto", epochs=3)
+    for _ in range(4):
+        online.partial_fit(X, y, classes=np.unique(y))
+    assert online.lr_ == fitted.lr_ and [r["lr"] for r in online.history_] == [fitted.lr_] * 4
+    with pytest.raises(ln.ConfigError, match="learning rate: 'fast'.*'auto' or 'curvature'"):
+        ln.SoftmaxRegression(lr="fast").fit(X, y)
 
 
 # --- 3. convergence warnings --------------------------------------------------------------------------------

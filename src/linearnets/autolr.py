@@ -13,11 +13,31 @@ limit. Both curvatures are measured at the starting parameters on a sample of up
 ``λ_max`` by power iteration with Hessian-vector products (no Hessian is formed), ``ρ`` from the
 per-row Hessians of the loss with respect to the logits (k × k each). Cost: ~30 passes over the
 sample — milliseconds for digits, a fraction of one epoch for Fashion-MNIST.
+
+That rate is safe at the start, and on a quadratic it is the best one. It is not the best rate for
+a whole run: on (nearly) separable data cross-entropy's curvature falls as the model grows
+confident, and rates 10–1000× beyond the starting bound stay stable and lower the loss much
+further; with few rows per step, gradient noise (not curvature) sets the best rate, below the
+rule's. Neither can be read off the curvature at the start (BENCHMARKS.md, "lr=auto"). So
+``lr="auto"`` *races* rates (:func:`race`): starting at the rule's rate η₀ it trains a copy of the
+model with the run's own settings (batch size, momentum, epochs, schedule, seed) on a sample of the
+data for every rate η₀·2^j, walking up (j = 1, 2, …) and down (j = −1, −2, …) until ``PATIENCE``
+rates in a row have not lowered the objective F reached on the sample, tries the two rates 2^±½
+beside the best, and keeps the rate whose run ended lowest. A rate that diverges loses. With the data in memory and at most ``SAMPLE_ROWS``
+rows, the race's sample is the training set itself and the winner's run *is* the fit (the same
+batches, the same steps): the race is a grid search at a factor of 2, in ~10 runs. On more rows,
+each racer runs the same epochs on ``SAMPLE_ROWS`` of them (fewer, when that would take more than
+``RACE_STEPS`` steps). The race assumes the run anneals: with ``lr_schedule=None`` the estimators
+use ``"anneal"`` for ``lr="auto"`` (constant, then a linear decay over the last 30% of epochs), so
+the last steps do not leave a large rate's noise in the result.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,30 +45,38 @@ from .data.source import DataSource, InMemory, concat_blocks
 from .data.sparse import matmul, row_sq_norms
 from .data.targets import dense_rows
 from .distributed import LOCAL
+from .errors import DivergenceError
 from .objective import FullBatch, Objective
 from .params import Params
+from .solvers import Solver
+from .train import TrainState, train
 
-__all__ = ["auto_lr", "curvatures"]
+__all__ = ["auto_lr", "curvatures", "race", "Race"]
 
 SAMPLE_ROWS = 4096
 POWER_STEPS = 30
+PATIENCE = 3             # rates in a row that do not lower the sample's F before the race turns
+RACE_SPAN = (-10, 14)    # the race tries η₀·2^j for j in this range at most
+RACE_ROWS = 16384        # up to this many rows the race trains and scores on every training row
+RACE_STEPS = 65536       # a racer's steps at most: past it, the race's sample has fewer rows
 
 
-def _sample(source: DataSource, seed: int) -> InMemory:
-    """Up to SAMPLE_ROWS rows of the source: a seeded random subset in memory, else the first chunks."""
+def _sample(source: DataSource, seed: int, rows: int = SAMPLE_ROWS) -> InMemory:
+    """Up to ``rows`` rows of the source: a seeded random subset in memory, else the first chunks."""
     if isinstance(source, InMemory):
-        if source.n <= SAMPLE_ROWS:
+        if source.n <= rows:
             return source
-        pick = torch.randperm(source.n, generator=torch.Generator().manual_seed(seed))[:SAMPLE_ROWS]
+        pick = torch.randperm(source.n, generator=torch.Generator().manual_seed(seed))[:rows]
         return source.rows(pick.sort().values)
-    blocks, rows = [], 0
+    blocks, m = [], 0
     for block in source.chunks():
         blocks.append(block)
-        rows += block.m
-        if rows >= SAMPLE_ROWS:
+        m += block.m
+        if m >= rows:
             break
     b = concat_blocks(blocks)
-    return InMemory(b.X, b.T, b.labels, source.targets, w=b.w)
+    sample = InMemory(b.X, b.T, b.labels, source.targets, w=b.w)
+    return _sample(sample, seed, rows) if sample.n > rows else sample
 
 
 def curvatures(objective: Objective, source: DataSource, params: Params, seed: int = 0) -> tuple[float, float]:
@@ -102,3 +130,76 @@ def auto_lr(objective: Objective, source: DataSource, params: Params, *, batch_s
     lam_B = lam + max(rho - lam, 0.0) / B
     lr = (1.0 - momentum) / lam_B if lam_B > 0 and math.isfinite(lam_B) else 0.1
     return float(comm.broadcast_object(lr)) if comm.world_size > 1 else lr
+
+
+@dataclass
+class Race:
+    """What :func:`race` did: the winning ``lr``, the rule's ``start`` (η₀), the ``rows`` each racer
+    trained on, whether it was scored on ``held_out`` rows, and every rate ``tried`` with the
+    objective F its run reached (∞: diverged)."""
+
+    lr: float
+    start: float
+    rows: int
+    held_out: bool = False
+    tried: list[tuple[float, float]] = field(default_factory=list)
+
+
+def race(objective: Objective, source: DataSource, params: Params, solver_for: Callable[[float], Solver], *,
+         start: float, epochs: int, batch_size: int, seed: int = 0) -> Race:
+    """The rate among ``start``·2^j whose run (``solver_for(lr)`` from ``params`` for ``epochs``
+    epochs) ends with the lowest objective F on a sample of ``source`` (module docstring).
+
+    ``solver_for(lr)``: a fresh solver with the run's settings and learning rate ``lr``."""
+    held_out = source.n > RACE_ROWS
+    rows = SAMPLE_ROWS if held_out else RACE_ROWS
+    steps_per_row = epochs / max(batch_size, 1)
+    if steps_per_row * min(rows, source.n) > RACE_STEPS:             # B = 1 and many epochs: fewer rows
+        rows = max(int(RACE_STEPS / steps_per_row), min(batch_size, SAMPLE_ROWS), 1)
+    sample = _sample(source, seed, 2 * rows if held_out else rows)
+    start_params = params
+    if sample.sparse:                   # only the sample's columns move (and the penalty of the rest)
+        cols, Xc = sample.X.used_columns()
+        sample = InMemory(Xc, sample.T, sample.labels, sample.targets, w=sample.w)
+        start_params = Params(params.W.index_select(0, cols), params.b)
+    scored = sample
+    if held_out:                        # train on one half, score on the other
+        order = torch.randperm(sample.n, generator=torch.Generator().manual_seed(seed + 1))
+        sample, scored = sample.rows(order[:rows]), sample.rows(order[rows:])
+    full = FullBatch(objective, scored)
+    result = Race(lr=start, start=start, rows=sample.n, held_out=held_out)
+    scores: dict[float, float] = {}
+
+    def score(j: float) -> float:
+        lr = start * 2.0 ** j
+        state = TrainState(start_params.clone())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                train(sample, objective, solver_for(lr), state, epochs=epochs, warn_unconverged=False)
+            value = float(full.value(state.params))
+        except DivergenceError:
+            value = math.inf
+        value = value if math.isfinite(value) else math.inf
+        scores[j] = value
+        result.tried.append((lr, value))
+        return value
+
+    best = 0
+    score(0)
+    for direction in (1, -1):
+        j, misses = 0, 0
+        while misses < PATIENCE and RACE_SPAN[0] <= j + direction <= RACE_SPAN[1]:
+            j += direction
+            if score(j) < scores[best]:
+                best, misses = j, 0
+            else:
+                misses += 1
+    if not math.isfinite(scores[best]):                          # every racer diverged: the rule's rate
+        best = 0
+    else:                                                        # then the half steps on either side
+        for j in (best - 0.5, best + 0.5):
+            if score(j) < scores[best]:
+                best = j
+    result.lr = start * 2.0 ** best
+    return result

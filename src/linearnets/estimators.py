@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import metrics, settings
-from .autolr import auto_lr
+from .autolr import auto_lr, race
 from .checkpoint import Checkpointer, load_latest
 from .data.arrays import as_tensor
 from .data.hashing import FeatureHashing
@@ -64,6 +64,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: iteration budgets of the full-batch solvers when ``epochs=None``: enough to converge (to ``tol``)
 #: on standardised standard problems (digits, wine, breast cancer, diabetes) without a warning
 SPARSE_FORMATS = ["csr", "csc", "coo"]          # scipy.sparse input (taken as CSR rows, never densified)
+LR_WORDS = ("auto", "curvature")      # lr: a race of rates (fit), the curvature rule alone
 DEFAULT_EPOCHS = {"exact": 1, "gd": 2000, "newton": 100, "newton-cg": 300, "lbfgs": 1000}
 
 
@@ -149,10 +150,20 @@ class _LinearModel(BaseEstimator):
             return self._sgd_epochs if self.solver == "sgd" else DEFAULT_EPOCHS[self.solver]
         return settings.integer("epochs", self.epochs)
 
-    def _solver_config(self, lr: float | None = None) -> SolverConfig:
-        lr = lr if lr is not None else (getattr(self, "lr_", 0.1) if self.lr == "auto" else self.lr)
+    def _schedule(self, incremental: bool = False) -> str:
+        """``lr_schedule``; None: ``"anneal"`` for an SGD ``fit`` with ``lr="auto"`` (the rate it races
+        assumes the decay at the end), else ``"constant"`` (a given rate; ``partial_fit``, which has no
+        end; ``gd``, which races nothing)."""
+        if self.lr_schedule is None:
+            race = self.lr == "auto" and not incremental and get_solver(self.solver).minibatch
+            return "anneal" if race else "constant"
+        return self.lr_schedule
+
+    def _solver_config(self, lr: float | None = None, incremental: bool = False) -> SolverConfig:
+        lr = lr if lr is not None else (getattr(self, "lr_", 0.1) if isinstance(self.lr, str) else self.lr)
         return SolverConfig(lr=lr, batch_size=self.batch_size, momentum=self.momentum,
-                            lr_schedule=self.lr_schedule, epochs=self._epochs(), tol=self.tol, seed=self.seed)
+                            lr_schedule=self._schedule(incremental), epochs=self._epochs(), tol=self.tol,
+                            seed=self.seed)
 
     def _check_settings(self):
         """Every setting by type and range (:mod:`linearnets.settings`); ConfigError names the bad one."""
@@ -168,9 +179,9 @@ class _LinearModel(BaseEstimator):
         settings.integer("verbose", self.verbose, low=0)
         for name in ("standardize", "fit_intercept", "warm_start"):
             settings.flag(name, getattr(self, name))
-        if self.lr != "auto":
-            settings.number("lr", self.lr, low_open=True, example="0.1 or 'auto'")
-        self._solver_config(lr=0.1 if self.lr == "auto" else None)
+        if not (isinstance(self.lr, str) and self.lr in LR_WORDS):
+            settings.number("lr", self.lr, low_open=True, example="0.1, 'auto' or 'curvature'")
+        self._solver_config(lr=0.1 if isinstance(self.lr, str) else None)
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype, self.solver)
 
@@ -346,15 +357,29 @@ class _LinearModel(BaseEstimator):
         """The fitted parameters to start from (warm_start), in the coordinates training uses."""
         return self._params.clone() if hasattr(self, "_params") else None
 
-    def _choose_lr(self, objective: Objective, source: DataSource, params: Params, comm=LOCAL) -> None:
-        """``lr_``: ``lr``, or for ``lr="auto"`` the curvature rule of :mod:`linearnets.autolr`."""
+    def _choose_lr(self, objective: Objective, source: DataSource, params: Params, comm=LOCAL, *,
+                   incremental: bool = False) -> None:
+        """``lr_``: ``lr``; for ``lr="curvature"`` the curvature rule's rate (:func:`~linearnets.autolr.auto_lr`);
+        for ``lr="auto"`` the winner of a race of rates around it on a sample (:func:`~linearnets.autolr.race`,
+        rank 0's for every rank; ``lr_race_`` says what it tried). ``partial_fit`` keeps the rule's rate:
+        the data of later calls is not known yet; so does ``gd``, which runs to ``tol`` at any stable rate."""
         solver = get_solver(self.solver)
-        if self.lr != "auto" or not solver.uses_lr:
-            self.lr_ = float(self.lr) if self.lr != "auto" else 0.1
+        if not isinstance(self.lr, str) or not solver.uses_lr:
+            self.lr_ = 0.1 if isinstance(self.lr, str) else float(self.lr)
             return
         batch = self.batch_size if solver.minibatch else source.n
-        self.lr_ = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed,
-                           comm=comm)
+        rule = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed, comm=comm)
+        self.lr_race_ = None
+        if incremental or self.lr == "curvature" or not solver.minibatch:       # gd runs to tol: no race
+            self.lr_ = rule
+            return
+        result = None
+        if comm.rank == 0:
+            result = race(objective, source, params, lambda lr: solver(self._solver_config(lr=lr)), start=rule,
+                          epochs=self._epochs(), batch_size=batch, seed=self.seed)
+        if comm.world_size > 1:
+            result = comm.broadcast_object(result)
+        self.lr_, self.lr_race_ = result.lr, result
 
     def _warn_scales(self, source: DataSource) -> None:
         """Once per fit: SGD/GD on features whose scales differ by more than 10³, not standardised."""
@@ -426,12 +451,12 @@ class _LinearModel(BaseEstimator):
         if first:
             source = self._source(X, y, fit=True, classes=classes, sample_weight=sample_weight)
             state = self._fresh_state(source)
-            self._choose_lr(self._objective(), source, state.params)
+            self._choose_lr(self._objective(), source, state.params, incremental=True)
         else:
             state = self._state
             self._dtype, self._device = state.params.W.dtype, state.params.W.device    # the model's, not a new one
             source = self._source(X, y, fit=False, sample_weight=sample_weight)
-            if self.lr != "auto":
+            if not isinstance(self.lr, str):
                 self.lr_ = float(self.lr)
         return self._run(source, state, epochs=state.epoch + 1, callbacks=(), comm=LOCAL, incremental=True)
 
@@ -439,16 +464,16 @@ class _LinearModel(BaseEstimator):
         cbs = list(callbacks)
         if self.verbose and comm.rank == 0:
             cbs.append(ProgressBar("epoch"))
-        solver = get_solver(self.solver)(self._solver_config(lr=self.lr_))
+        solver = get_solver(self.solver)(self._solver_config(lr=self.lr_, incremental=incremental))
         try:
             train(source, self._objective(), solver, state, epochs=epochs, comm=comm, callbacks=cbs,
                   checkpoint=checkpoint, warn_unconverged=not incremental)
         except DivergenceError as e:
-            if self.lr != "auto" and get_solver(self.solver).uses_lr:      # name the value lr="auto" would pick
+            if not isinstance(self.lr, str) and get_solver(self.solver).uses_lr:   # name the rate that is safe here
                 suggestion = auto_lr(self._objective(), source, state.params, batch_size=self.batch_size,
                                      momentum=self.momentum, seed=self.seed)
-                raise DivergenceError(f"{e}; lr='auto' picks {suggestion:.3g} for this data", lr=e.lr, epoch=e.epoch,
-                                      step=e.step, loss=e.loss) from None
+                raise DivergenceError(f"{e}; the curvature rule gives {suggestion:.3g} for this data (lr='auto' "
+                                      "starts from it)", lr=e.lr, epoch=e.epoch, step=e.step, loss=e.loss) from None
             raise
         finally:
             self._finish(state)
@@ -487,7 +512,7 @@ class _LinearModel(BaseEstimator):
 
     def _fingerprint(self, source: DataSource, world_size: int, simulate_ranks: int) -> dict:
         """The settings a checkpoint must share with the run that resumes from it."""
-        skip = {"verbose"} | ({"epochs"} if self.lr_schedule == "constant" else set())
+        skip = {"verbose"} | ({"epochs"} if self._schedule() == "constant" and self.lr != "auto" else set())
         settings = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                     for k, v in self.get_params().items() if k not in skip}
         fp = {"model": type(self).__name__, **settings, "n": source.n, "d": source.d, "k": source.k,
@@ -628,7 +653,9 @@ class LinearRegression(RegressorMixin, _LinearModel):
     solver : {"exact", "sgd", "gd", "newton", "newton-cg", "lbfgs"}, default "exact"
         ``exact`` is the closed form (normal equations, Cholesky, float64).
     lr, batch_size, epochs, momentum, lr_schedule : SGD/GD settings (the book's
-        defaults: lr=0.03, batch_size=10, epochs=3).
+        defaults: lr=0.03, batch_size=10, epochs=3). ``lr="curvature"``: the curvature rule's
+        rate; ``lr="auto"``: the winner of a race of rates around it (:mod:`linearnets.autolr`).
+        ``lr_schedule`` None: ``"anneal"`` with ``lr="auto"``, else ``"constant"``.
     weight_decay : float, L2 penalty (λ/2)||W||² (b unpenalised). tol : gradient tolerance
         of full-batch solvers. early_stopping, validation_fraction, n_iter_no_change :
         hold out a fraction and stop when its loss stops improving. seed : shuffling seed.
@@ -641,7 +668,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     _sgd_epochs = 3                                                       # the book's
 
     def __init__(self, *, solver="exact", lr=0.03, batch_size=10, epochs=None, weight_decay=0.0,
-                 momentum=0.0, lr_schedule="constant", tol=1e-6, early_stopping=False,
+                 momentum=0.0, lr_schedule=None, tol=1e-6, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=5, standardize=False, fit_intercept=True,
                  warm_start=False, seed=0, device="cpu", dtype=None, verbose=0):
         self.solver = solver
@@ -715,7 +742,7 @@ class SoftmaxRegression(ClassifierMixin, _LinearModel):
     _task = "classification"
 
     def __init__(self, *, solver="sgd", loss="cross_entropy", lr=0.1, batch_size=256, epochs=None,
-                 weight_decay=0.0, momentum=0.0, lr_schedule="constant", label_smoothing=0.0,
+                 weight_decay=0.0, momentum=0.0, lr_schedule=None, label_smoothing=0.0,
                  class_weight=None, tol=1e-6, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5,
                  standardize=False, fit_intercept=True, warm_start=False, seed=0, device="cpu", dtype=None,
                  verbose=0):

@@ -23,7 +23,7 @@ CLAIM_ZH = ("在选取批量大小上，不能太小，太小不适合并行无�
 CLAIM_EN = ("The batch size must be neither too small — small batches cannot use parallel hardware fully — "
             "nor too large — large batches consume more memory and waste resources.")
 RUN = ("Softmax regression trained by the library's minibatch SGD (fresh permutation each epoch) on the "
-       "training split (quick: its first 4 096 rows), for batch sizes from 1 to n, all at one learning rate (lr = \"auto\" for batch 1, "
+       "training split (quick: its first 4 096 rows), for batch sizes from 1 to n, all at one learning rate (lr = \"curvature\" — the curvature rule — for batch 1, "
        "the smallest and safe for every batch). For each: samples/s and seconds per step (one epoch over "
        "the same m rows per batch size, the batch sizes interleaved, repeated; the minimum over repeats "
        "is the estimate, the median shows the load's effect), peak memory allocated during SGD steps "

@@ -19,7 +19,7 @@ CLAIM_EN = ("The randomness in SGD injects noise that, in high-dimensional deep 
             "more robust to noise, improves robustness and generalisation, and avoids overfitting.")
 RUN = ("Over-parameterised softmax regression: a small random training subset (fewer samples than "
        "parameters), tested on the whole test split. SGD (batch 8) and full-batch GD at the same "
-       "learning rate (lr = \"auto\" for batch 8 — safe for both), each trained from zero until its "
+       "learning rate (lr = \"curvature\" for batch 8 — the curvature rule, safe for both), each trained from zero until its "
        "training loss reaches the same target (so both fit the data equally well; each has a cap of "
        "epochs), and the regularised optimum (weight decay 1e-4, needed for a finite optimum: Newton "
        "when the Hessian is small, L-BFGS otherwise) run to convergence. Repeated over several seeds "
@@ -94,7 +94,7 @@ def run(config, deps=None) -> Result:
                "sgd_minus_gd": diff, "standard_error": se, "paired_mean_difference": paired,
                "learning_rates": lrs, "missed_target": missed, "per_seed": results}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"dataset": config.dataset, "n_train": n_small, "lr": "auto (batch 8)", "sgd_batch_size": 8,
+                  settings={"dataset": config.dataset, "n_train": n_small, "lr": "curvature (batch 8)", "sgd_batch_size": 8,
                             "train_loss_target": TARGET, "epoch_caps": caps, "optimum_solver": optimum_solver,
                             "optimum_weight_decay": 1e-4, "seeds": seeds},
                   seed=config.seed, numbers=numbers, verdict=verdict, criterion=CRITERION, reason=reason,

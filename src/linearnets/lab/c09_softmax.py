@@ -17,7 +17,7 @@ CLAIM_ZH = ("神经网络输出为 o = Wx + b；模型预测输出为 ŷ = argma
 CLAIM_EN = ("The network outputs o = Wx + b; the prediction is ŷ = argmax_i o_i; we want the confidence of "
             "the correct class to exceed the others by a margin, o_y − o_i ≥ Δ(y, i); softmax turns the "
             "outputs into a probability distribution.")
-RUN = ("SoftmaxRegression (cross-entropy, minibatch SGD, lr \"auto\", batch 32) trained on the training "
+RUN = ("SoftmaxRegression (cross-entropy, minibatch SGD, lr \"curvature\", batch 32) trained on the training "
        "split, evaluated on the test split after every epoch. The reference on the same split: the "
        "optimum of scikit-learn's LogisticRegression objective at its default C = 1 (mean cross-entropy "
        "+ ‖W‖²/(2·C·n), intercept unpenalised), computed by the library's L-BFGS to max|∇F| ≤ 1e-6. On the test split: the confusion matrix, "
@@ -36,7 +36,7 @@ MARGIN = 0.03
 def run(config, deps=None) -> Result:
     Xtr, ytr, Xte, yte, ds = config.classification
     epochs = config.size(15, 30)
-    model = SoftmaxRegression(solver="sgd", lr="auto", batch_size=32, epochs=epochs, seed=config.seed)
+    model = SoftmaxRegression(solver="sgd", lr="curvature", batch_size=32, epochs=epochs, seed=config.seed)
     model.fit(Xtr, ytr, eval_set=(Xte, yte))
     reference = SoftmaxRegression(solver="lbfgs", weight_decay=1.0 / len(ytr), epochs=None, tol=1e-6).fit(Xtr, ytr)
     ref_acc = float(reference.score(Xte, yte))
@@ -76,7 +76,7 @@ def run(config, deps=None) -> Result:
               "pred": [names[k] for k in np.searchsorted(model.classes_, pred[show])],
               "image_shape": ds.image_shape}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"dataset": config.dataset, "solver": "sgd", "lr": "auto", "batch_size": 32,
+                  settings={"dataset": config.dataset, "solver": "sgd", "lr": "curvature", "batch_size": 32,
                             "reference": "L-BFGS on LogisticRegression(C=1)'s objective",
                             "epochs": epochs, "n_train": len(ytr), "n_test": len(yte)},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,

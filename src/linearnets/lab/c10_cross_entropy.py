@@ -23,7 +23,7 @@ CLAIM_EN = ("The gradient of cross-entropy is ŷ − y, proportional to the erro
 RUN = ("(1) The notes' worked example, both losses. (2) For k = 10 classes, logits with the true class's "
        "probability p swept from 1e-4 to 1 − 1e-4: loss value and gradient norm w.r.t. the logits of CE, of "
        "MSE on softmax (exact Jacobian), and of the notes' diagonal formula (ŷ−y)ŷ(1−ŷ). (3) The same "
-       "SoftmaxRegression (SGD, batch 32, one learning rate for both: cross-entropy's lr \"auto\") trained "
+       "SoftmaxRegression (SGD, batch 32, one learning rate for both: cross-entropy's lr \"curvature\") trained "
        "with each loss; epochs to a target test accuracy set from the data: 95 % of the better final "
        "accuracy of the two.")
 CRITERION = ("supported when CE's gradient equals ŷ − y (to 1e-12), MSE's gradient norm at p = 1e-3 "
@@ -79,7 +79,7 @@ def run(config, deps=None) -> Result:
 
     Xtr, ytr, Xte, yte, _ = config.classification
     epochs = config.size(20, 50)
-    curves, reach, lr = {}, {}, "auto"
+    curves, reach, lr = {}, {}, "curvature"
     for loss in ("cross_entropy", "mse"):
         m = SoftmaxRegression(solver="sgd", loss=loss, lr=lr, batch_size=32, epochs=epochs, seed=config.seed)
         m.fit(Xtr, ytr, eval_set=(Xte, yte))
@@ -107,7 +107,7 @@ def run(config, deps=None) -> Result:
                "epochs_to_target": reach,
                "final_test_accuracy": {k: v["test_acc"][-1] for k, v in curves.items()}}
     return Result(ID, TITLE, CLAIM_ZH, CLAIM_EN, RUN,
-                  settings={"classes": K, "dataset": config.dataset, "lr": "auto (cross-entropy's, for both)",
+                  settings={"classes": K, "dataset": config.dataset, "lr": "curvature (cross-entropy's, for both)",
                             "batch_size": 32,
                             "epochs": epochs, "mse_definition": "½‖softmax(o) − y‖², mean over samples"},
                   seed=config.seed, numbers=numbers, verdict=verdict_from(checks), criterion=CRITERION,

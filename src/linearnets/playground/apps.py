@@ -334,7 +334,7 @@ def softmax(doc):
     session = Session(doc, message)
     solver = Select(title="solver", value="sgd", options=list(compute.CHOICES["softmax_solver"]), name="solver")
     loss = Select(title="loss", value="cross_entropy", options=list(compute.CHOICES["loss"]), name="loss")
-    lr = TextInput(title='learning rate ("auto" or a number)', value="auto", name="lr")
+    lr = TextInput(title='learning rate ("curvature", "auto" or a number)', value="curvature", name="lr")
     batch = Slider(title="batch size (SGD)", start=1, end=1347, step=1, value=32, name="batch_size")
     epochs = TextInput(title="epochs (1 … 200)", value="30", name="epochs")
     stop = Button(label="Stop", name="stop")
@@ -353,7 +353,7 @@ def softmax(doc):
 
     def make_job():
         value = _number(lr)
-        lr_value = "auto" if value == "auto" else compute.checked("lr", value)
+        lr_value = value if value in ("auto", "curvature") else compute.checked("lr", value)
         s = {"solver": compute.choice("solver", solver.value, "softmax_solver"),
              "loss": compute.choice("loss", loss.value), "lr": lr_value,
              "batch_size": compute.checked("batch_size", batch.value), "epochs": compute.checked("epochs", _number(epochs))}

@@ -27,7 +27,7 @@ from ..params import Params
 
 __all__ = ["SolverConfig", "EpochStats", "DivergenceGuard", "Solver", "learning_rate"]
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "anneal")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class SolverConfig:
     lr: float = 0.1                # step size of gd/sgd
     batch_size: int = 256          # minibatch size of sgd
     momentum: float = 0.0          # heavy-ball momentum of gd/sgd (PyTorch's convention)
-    lr_schedule: str = "constant"  # constant | step (×0.1 at 1/3 and 2/3 of epochs) | cosine
+    lr_schedule: str = "constant"  # constant | step (×0.1 at 1/3 and 2/3 of epochs) | cosine | anneal
     epochs: int = 10               # total epochs, for the schedules
     tol: float = 1e-6              # full-batch solvers stop when max|∇F| ≤ tol
     damping: float = 1e-10         # Newton: initial Levenberg damping, relative to mean diag(H)
@@ -57,13 +57,18 @@ class SolverConfig:
 def learning_rate(config: SolverConfig, epoch: int) -> float:
     r"""The learning rate of epoch ``e`` (0-based) of ``E``.
 
-    constant: lr;  step: lr · 0.1^⌊3e/E⌋;  cosine: lr · ½(1 + cos(π e / E)).
+    constant: lr;  step: lr · 0.1^⌊3e/E⌋;  cosine: lr · ½(1 + cos(π e / E));
+    anneal: lr · min(1, (E − e)/(D + 1)), D = ⌈0.3 E⌉ — constant, then a linear decay over the last
+    D epochs (E = 10: ¾, ½, ¼ of lr), ¼ … past E (more partial_fit calls).
     """
     E = config.epochs
     if config.lr_schedule == "step":
         return config.lr * 0.1 ** min(2, (3 * epoch) // E)
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / E))
+    if config.lr_schedule == "anneal":
+        D = math.ceil(0.3 * E)                                   # the epochs of the decay
+        return config.lr * max(1.0, min(D + 1.0, E - epoch)) / (D + 1)
     return config.lr
 
 
