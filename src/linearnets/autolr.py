@@ -20,16 +20,18 @@ confident, and rates 10–1000× beyond the starting bound stay stable and lower
 further; with few rows per step, gradient noise (not curvature) sets the best rate, below the
 rule's. Neither can be read off the curvature at the start (BENCHMARKS.md, "lr=auto"). So
 ``lr="auto"`` *races* rates (:func:`race`): starting at the rule's rate η₀ it trains a copy of the
-model with the run's own settings (batch size, momentum, epochs, schedule, seed) on a sample of the
-data for every rate η₀·2^j, walking up (j = 1, 2, …) and down (j = −1, −2, …) until ``PATIENCE``
-rates in a row have not lowered the objective F reached on the sample, tries the two rates 2^±½
-beside the best, and keeps the rate whose run ended lowest. A rate that diverges loses. With the data in memory and at most ``SAMPLE_ROWS``
-rows, the race's sample is the training set itself and the winner's run *is* the fit (the same
-batches, the same steps): the race is a grid search at a factor of 2, in ~10 runs. On more rows,
-each racer runs the same epochs on ``SAMPLE_ROWS`` of them (fewer, when that would take more than
-``RACE_STEPS`` steps). The race assumes the run anneals: with ``lr_schedule=None`` the estimators
-use ``"anneal"`` for ``lr="auto"`` (constant, then a linear decay over the last 30% of epochs), so
-the last steps do not leave a large rate's noise in the result.
+model with the run's own settings (batch size, momentum, epochs, schedule, seed) for every rate
+η₀·2^j, walking up (j = 1, 2, …) and down (j = −1, −2, …) until ``PATIENCE`` rates in a row have not
+lowered the objective F their runs end at, tries the two rates 2^±½ beside the best, and keeps the
+rate whose run ended lowest; a rate that diverges loses. Up to ``RACE_ROWS`` rows (in memory) the
+racers train and are scored on the training set itself, so the winner's run *is* the fit (the same
+batches, the same steps): a grid search at a factor of 2, in ~10–20 runs. On more rows each racer
+trains on ``SAMPLE_ROWS`` sampled rows and is scored on as many others: a sample is separable long
+before all the rows are, and scored on its own rows the race would pick a rate far too large. A
+racer takes at most ``RACE_STEPS`` steps (at batch 1 and many epochs, fewer rows). The race assumes
+the run anneals: with ``lr_schedule=None`` the estimators use ``"anneal"`` for an SGD fit with
+``lr="auto"`` (constant, then a linear decay over the last 30% of epochs), so the last steps do not
+leave a large rate's noise in the result.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def race(objective: Objective, source: DataSource, params: Params, solver_for: C
         rows = max(int(RACE_STEPS / steps_per_row), min(batch_size, SAMPLE_ROWS), 1)
     sample = _sample(source, seed, 2 * rows if held_out else rows)
     start_params = params
-    if sample.sparse:                   # only the sample's columns move (and the penalty of the rest)
+    if sample.sparse:                   # only the sample's columns move; the others stay where they start
         cols, Xc = sample.X.used_columns()
         sample = InMemory(Xc, sample.T, sample.labels, sample.targets, w=sample.w)
         start_params = Params(params.W.index_select(0, cols), params.b)
