@@ -149,6 +149,68 @@ def test_on_many_rows_the_race_scores_on_held_out_rows(monkeypatch):
     assert np.isfinite(m.evaluate(f.X, f.y)["loss"]) and m.lr_ == min(m.lr_race_.tried, key=lambda t: t[1])[0]
 
 
+def test_the_race_runs_the_fits_own_steps_with_simulated_ranks_and_is_scored_held_out_past_its_step_cap():
+    X, y = ln.data.load_digits()
+    m = ln.SoftmaxRegression(solver="sgd", lr="auto", batch_size=16, epochs=2, dtype="float64").fit(
+        X, y, simulate_ranks=2)                                  # racers step on the 2 × 16 interleaved rows
+    tried = dict(m.lr_race_.tried)
+    assert tried[m.lr_] == min(tried.values()) and abs(tried[m.lr_] - m.evaluate(X, y)["loss"]) <= 1e-12
+
+
+
+def test_a_racer_past_its_step_cap_runs_fewer_epochs_on_every_row(monkeypatch):
+    monkeypatch.setattr(autolr, "RACE_STEPS", 2000)
+    X, y = ln.data.load_digits()
+    capped = ln.SoftmaxRegression(solver="sgd", lr="auto", batch_size=1, epochs=10).fit(X[:600], y[:600])
+    race = capped.lr_race_                                   # 10 epochs × 600 steps > 2000: 3 epochs, all rows
+    assert (race.epochs, race.rows, race.held_out) == (3, 600, False) and capped.n_iter_ == 10
+
+
+def test_the_race_samples_sorted_shards_across_the_files_and_weighted_rows_where_the_weight_is(tmp_path,
+                                                                                                monkeypatch):
+    monkeypatch.setattr(autolr, "RACE_ROWS", 2000)
+    monkeypatch.setattr(autolr, "SAMPLE_ROWS", 800)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6000, 10))
+    y = np.argmax(X @ rng.standard_normal((10, 3)) + rng.standard_normal((6000, 3)), 1)
+    order = np.argsort(y, kind="stable")                      # the files sorted by class: the first 2 000 rows,
+    for i in range(3):                                        # all of class 0
+        np.save(tmp_path / f"part{i}.npy", np.c_[X[order], y[order]][i * 2000:(i + 1) * 2000])
+    loss = {}
+    for lr in ("auto", "curvature"):
+        m = ln.SoftmaxRegression(lr=lr, epochs=5, dtype="float64").fit(ln.data.open_shards(tmp_path))
+        loss[lr] = m.evaluate(X, y)["loss"]
+    assert m.lr_race_ is None and loss["auto"] <= 1.05 * loss["curvature"], loss
+    w = np.zeros(6000)
+    w[[5, 4000]] = 1.0                                        # two rows of weight: the race keeps the rule
+    auto = ln.SoftmaxRegression(lr="auto", epochs=3).fit(X, y, sample_weight=w)
+    assert np.isfinite(auto.evaluate(X, y, sample_weight=w)["loss"])
+
+
+def test_races_with_weight_decay_early_stopping_and_refits():
+    X, y = ln.data.load_digits()
+    m = ln.SoftmaxRegression(solver="sgd", lr="auto", weight_decay=1.0, epochs=3, standardize=True).fit(X, y)
+    assert all(lr * 1.0 < 2 or F == np.inf for lr, F in m.lr_race_.tried) and m.lr_ * 1.0 < 2   # no ConfigError
+    early = ln.SoftmaxRegression(solver="sgd", lr="auto", epochs=30, early_stopping=True).fit(X, y)
+    rule = ln.SoftmaxRegression(solver="sgd", lr="curvature", epochs=30).fit(X, y)   # (on all rows: ~ the same)
+    assert early.lr_race_ is None and abs(early.lr_ / rule.lr_ - 1) < 0.05 and {r["lr"] for r in early.history_} == {
+        early.lr_}
+    m.set_params(lr=0.05).fit(X, y)
+    assert m.lr_ == 0.05 and m.lr_race_ is None                                   # nothing stale
+    after = ln.SoftmaxRegression(solver="sgd", lr="auto", epochs=3).fit(X, y)
+    after.partial_fit(X, y)                                   # goes on at the schedule's last rate, not the peak
+    assert after.history_[-1]["lr"] == after.history_[-2]["lr"] < after.lr_
+
+
+def test_gd_with_auto_takes_the_rule_and_can_resume_with_more_epochs(tmp_path):
+    X, y = ln.data.load_digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)                  # 5 and 8 iterations: short of tol
+        ln.SoftmaxRegression(solver="gd", lr="auto", epochs=5).fit(X, y, checkpoint_dir=tmp_path)
+        m = ln.SoftmaxRegression(solver="gd", lr="auto", epochs=8).fit(X, y, checkpoint_dir=tmp_path, resume=True)
+    assert m.resumed_from_ and m.n_iter_ == 8 and m.lr_race_ is None
+
+
 def test_partial_fit_and_curvature_keep_the_rule_and_a_constant_rate():
     X, y = ln.data.load_digits()
     fitted = ln.SoftmaxRegression(solver="sgd", lr="curvature", epochs=3).fit(X, y)

@@ -23,12 +23,14 @@ rule's. Neither can be read off the curvature at the start (BENCHMARKS.md, "lr=a
 model with the run's own settings (batch size, momentum, epochs, schedule, seed) for every rate
 η₀·2^j, walking up (j = 1, 2, …) and down (j = −1, −2, …) until ``PATIENCE`` rates in a row have not
 lowered the objective F their runs end at, tries the two rates 2^±½ beside the best, and keeps the
-rate whose run ended lowest; a rate that diverges loses. Up to ``RACE_ROWS`` rows (in memory) the
-racers train and are scored on the training set itself, so the winner's run *is* the fit (the same
-batches, the same steps): a grid search at a factor of 2, in ~10–20 runs. On more rows each racer
-trains on ``SAMPLE_ROWS`` sampled rows and is scored on as many others: a sample is separable long
+rate whose run ended lowest; a rate that diverges (or that ``weight_decay`` alone makes overshoot)
+loses. Up to ``RACE_ROWS`` rows the racers train and are scored on the training set itself, so the
+winner's run *is* the fit (the same batches, the same steps, simulated ranks included): a grid
+search at a factor of 2, in ~10–20 runs. On more rows each racer trains on ``SAMPLE_ROWS`` sampled
+rows (streams: sampled in one pass) and is scored on as many others: a sample is separable long
 before all the rows are, and scored on its own rows the race would pick a rate far too large. A
-racer takes at most ``RACE_STEPS`` steps (at batch 1 and many epochs, fewer rows). The race assumes
+racer that would take more than ``RACE_STEPS`` steps (batch 1, many epochs) runs fewer epochs, its
+schedule shortened to match. When no rate changes the objective the rule's rate is kept. The race assumes
 the run anneals: with ``lr_schedule=None`` the estimators use ``"anneal"`` for an SGD fit with
 ``lr="auto"`` (constant, then a linear decay over the last 30% of epochs), so the last steps do not
 leave a large rate's noise in the result.
@@ -43,11 +45,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data.source import DataSource, InMemory, concat_blocks
+from .data.source import Block, DataSource, InMemory, concat_blocks
 from .data.sparse import matmul, row_sq_norms
 from .data.targets import dense_rows
 from .distributed import LOCAL
-from .errors import DivergenceError
+from .errors import DataError, DivergenceError
 from .objective import FullBatch, Objective
 from .params import Params
 from .solvers import Solver
@@ -60,23 +62,32 @@ POWER_STEPS = 30
 PATIENCE = 3             # rates in a row that do not lower the sample's F before the race turns
 RACE_SPAN = (-10, 14)    # the race tries η₀·2^j for j in this range at most
 RACE_ROWS = 16384        # up to this many rows the race trains and scores on every training row
-RACE_STEPS = 65536       # a racer's steps at most: past it, the race's sample has fewer rows
+RACE_STEPS = 131072      # a racer's steps at most: past it, it runs fewer epochs
 
 
 def _sample(source: DataSource, seed: int, rows: int = SAMPLE_ROWS) -> InMemory:
-    """Up to ``rows`` rows of the source: a seeded random subset in memory, else the first chunks."""
-    if isinstance(source, InMemory):
-        if source.n <= rows:
-            return source
-        pick = torch.randperm(source.n, generator=torch.Generator().manual_seed(seed))[:rows]
-        return source.rows(pick.sort().values)
-    blocks, m = [], 0
+    """Up to ``rows`` rows of the source, a seeded random subset: in memory by index (among the rows of
+    positive weight); streamed in one pass, each row kept with probability ~1.25 rows/n (files sorted
+    by class give every class its share, not the first file's), then cut to ``rows``."""
+    if source.n <= rows and isinstance(source, InMemory):
+        return source
+    g = torch.Generator().manual_seed(seed)
+    if isinstance(source, InMemory):                  # rows of weight 0 add nothing to F: not drawn
+        live = None if source.w is None else (source.w > 0).nonzero().flatten().cpu()
+        if live is None or live.numel() == source.n:
+            return source.rows(torch.randperm(source.n, generator=g)[:rows].sort().values)
+        return source.rows(live[torch.randperm(live.numel(), generator=g)[:rows]].sort().values)
+    keep = min(1.0, 1.25 * rows / max(source.n, 1))
+    picked = []
     for block in source.chunks():
-        blocks.append(block)
-        m += block.m
-        if m >= rows:
-            break
-    b = concat_blocks(blocks)
+        part = InMemory(block.X, block.T, block.labels, source.targets, w=block.w)
+        chosen = (torch.rand(block.m, generator=g) < keep).nonzero().flatten()
+        if chosen.numel():
+            r = part.rows(chosen)
+            picked.append(Block(r.X, r.T, r.labels, r.w))
+    if not picked:
+        raise DataError(f"{source.name}: no rows to sample")
+    b = concat_blocks(picked)
     sample = InMemory(b.X, b.T, b.labels, source.targets, w=b.w)
     return _sample(sample, seed, rows) if sample.n > rows else sample
 
@@ -136,49 +147,58 @@ def auto_lr(objective: Objective, source: DataSource, params: Params, *, batch_s
 
 @dataclass
 class Race:
-    """What :func:`race` did: the winning ``lr``, the rule's ``start`` (η₀), the ``rows`` each racer
-    trained on, whether it was scored on ``held_out`` rows, and every rate ``tried`` with the
-    objective F its run reached (∞: diverged)."""
+    """What :func:`race` did: the winning ``lr``, the rule's ``start`` (η₀), the ``rows`` and ``epochs``
+    each racer trained for, whether it was scored on ``held_out`` rows, and every rate ``tried`` with
+    the objective F its run reached (∞: diverged). Nothing tried: no rows to race on (weights 0)."""
 
     lr: float
     start: float
     rows: int
     held_out: bool = False
+    epochs: int = 0
     tried: list[tuple[float, float]] = field(default_factory=list)
 
 
-def race(objective: Objective, source: DataSource, params: Params, solver_for: Callable[[float], Solver], *,
+def race(objective: Objective, source: DataSource, params: Params, solver_for: Callable[[float, int], Solver], *,
          start: float, epochs: int, batch_size: int, seed: int = 0) -> Race:
     """The rate among ``start``·2^j whose run (``solver_for(lr)`` from ``params`` for ``epochs``
     epochs) ends with the lowest objective F on a sample of ``source`` (module docstring).
 
-    ``solver_for(lr)``: a fresh solver with the run's settings and learning rate ``lr``."""
+    ``solver_for(lr, epochs)``: a fresh solver with the run's settings, learning rate ``lr`` and
+    ``epochs`` (the schedule's length: the run's, or fewer when a racer would take more than
+    ``RACE_STEPS`` steps)."""
     held_out = source.n > RACE_ROWS
-    rows = SAMPLE_ROWS if held_out else RACE_ROWS
-    steps_per_row = epochs / max(batch_size, 1)
-    if steps_per_row * min(rows, source.n) > RACE_STEPS:             # B = 1 and many epochs: fewer rows
-        rows = max(int(RACE_STEPS / steps_per_row), min(batch_size, SAMPLE_ROWS), 1)
-    sample = _sample(source, seed, 2 * rows if held_out else rows)
+    rows = SAMPLE_ROWS if held_out else source.n                  # each racer trains on this many rows
+    per_epoch = -(-rows // max(batch_size, 1))
+    race_epochs = epochs if epochs * per_epoch <= RACE_STEPS else max(1, RACE_STEPS // per_epoch)
+    sample = _sample(source, seed, 2 * rows) if held_out else source   # in full: the run's own batches
     start_params = params
-    if sample.sparse:                   # only the sample's columns move; the others stay where they start
+    if isinstance(sample, InMemory) and sample.sparse:    # only the sample's columns move; the rest stay put
         cols, Xc = sample.X.used_columns()
         sample = InMemory(Xc, sample.T, sample.labels, sample.targets, w=sample.w)
         start_params = Params(params.W.index_select(0, cols), params.b)
     scored = sample
-    if held_out:                        # train on one half, score on the other
+    if held_out:                                          # train on one half, score on the other
         order = torch.randperm(sample.n, generator=torch.Generator().manual_seed(seed + 1))
         sample, scored = sample.rows(order[:rows]), sample.rows(order[rows:])
+    result = Race(lr=start, start=start, rows=sample.n, held_out=held_out, epochs=race_epochs)
+    if sample.mass() <= 0 or scored.mass() <= 0:          # weights all 0 on a side: nothing to race on
+        return result
     full = FullBatch(objective, scored)
-    result = Race(lr=start, start=start, rows=sample.n, held_out=held_out)
     scores: dict[float, float] = {}
 
     def score(j: float) -> float:
         lr = start * 2.0 ** j
         state = TrainState(start_params.clone())
+        if lr * objective.weight_decay >= 2:                     # the penalty alone overshoots: not run
+            scores[j] = math.inf
+            result.tried.append((lr, math.inf))
+            return math.inf
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                train(sample, objective, solver_for(lr), state, epochs=epochs, warn_unconverged=False)
+                train(sample, objective, solver_for(lr, race_epochs), state, epochs=race_epochs,
+                      warn_unconverged=False)
             value = float(full.value(state.params))
         except DivergenceError:
             value = math.inf
@@ -197,8 +217,9 @@ def race(objective: Objective, source: DataSource, params: Params, solver_for: C
                 best, misses = j, 0
             else:
                 misses += 1
-    if not math.isfinite(scores[best]):                          # every racer diverged: the rule's rate
-        best = 0
+    ends = [v for v in scores.values() if math.isfinite(v)]
+    if not ends or max(ends) - min(ends) <= 1e-12 * abs(min(ends)):    # all diverged, or no rate mattered:
+        best = 0                                                         # the rule's rate
     else:                                                        # then the half steps on either side
         for j in (best - 0.5, best + 0.5):
             if score(j) < scores[best]:

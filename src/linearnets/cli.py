@@ -81,7 +81,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, help="L2 penalty (λ/2)||W||² (default: 0)")
     p.add_argument("--momentum", type=float, help="heavy-ball momentum of sgd/gd (default: 0)")
     p.add_argument("--lr-schedule", help="constant, step, cosine, anneal (constant, then a linear decay over the last "
-                                         "30%% of epochs) (default: anneal with --lr auto, else constant)")
+                                         "30%% of epochs) (default: anneal where --lr auto raced the rate — sgd without early "
+                                         "stopping — else constant)")
     p.add_argument("--label-smoothing", type=float, help="softmax: targets (1-ε)Y + ε/k (default: 0)")
     p.add_argument("--tol", type=float, help=f"full-batch solvers stop at max|∇F| ≤ tol (default: {_defaults('tol')})")
     p.add_argument("--val-fraction", type=float, default=0.2,

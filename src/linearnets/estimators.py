@@ -150,13 +150,17 @@ class _LinearModel(BaseEstimator):
             return self._sgd_epochs if self.solver == "sgd" else DEFAULT_EPOCHS[self.solver]
         return settings.integer("epochs", self.epochs)
 
+    def _races(self) -> bool:
+        """``fit`` with ``lr="auto"`` races rates (:func:`~linearnets.autolr.race`): SGD, no early stopping
+        (its stop is not known in advance: the rule's rate, constant, as for ``partial_fit`` and ``gd``)."""
+        return self.lr == "auto" and get_solver(self.solver).minibatch and not self.early_stopping
+
     def _schedule(self, incremental: bool = False) -> str:
-        """``lr_schedule``; None: ``"anneal"`` for an SGD ``fit`` with ``lr="auto"`` (the rate it races
-        assumes the decay at the end), else ``"constant"`` (a given rate; ``partial_fit``, which has no
-        end; ``gd``, which races nothing)."""
+        """``lr_schedule``; None: ``"anneal"`` where the rate was raced (the race assumes the decay at the
+        end; ``partial_fit`` after such a fit goes on at its last rate), else ``"constant"``."""
         if self.lr_schedule is None:
-            race = self.lr == "auto" and not incremental and get_solver(self.solver).minibatch
-            return "anneal" if race else "constant"
+            raced = getattr(self, "lr_race_", None) is not None if incremental else self._races()
+            return "anneal" if raced else "constant"
         return self.lr_schedule
 
     def _solver_config(self, lr: float | None = None, incremental: bool = False) -> SolverConfig:
@@ -360,24 +364,25 @@ class _LinearModel(BaseEstimator):
     def _choose_lr(self, objective: Objective, source: DataSource, params: Params, comm=LOCAL, *,
                    incremental: bool = False) -> None:
         """``lr_``: ``lr``; for ``lr="curvature"`` the curvature rule's rate (:func:`~linearnets.autolr.auto_lr`);
-        for ``lr="auto"`` the winner of a race of rates around it on a sample (:func:`~linearnets.autolr.race`,
-        rank 0's for every rank; ``lr_race_`` says what it tried). ``partial_fit`` keeps the rule's rate:
-        the data of later calls is not known yet; so does ``gd``, which runs to ``tol`` at any stable rate."""
+        for ``lr="auto"`` the winner of a race of rates around it (:func:`~linearnets.autolr.race`;
+        ``lr_race_`` says what it tried) — except for ``partial_fit``, whose later data is not known,
+        early stopping, whose stop is not, and ``gd``, which runs to ``tol`` at any stable rate: they take
+        the rule's. With ranks, each races on its share (the same steps an epoch as the run, each of B
+        rows) and all take rank 0's winner."""
+        self.lr_race_ = None
         solver = get_solver(self.solver)
         if not isinstance(self.lr, str) or not solver.uses_lr:
             self.lr_ = 0.1 if isinstance(self.lr, str) else float(self.lr)
             return
         batch = self.batch_size if solver.minibatch else source.n
         rule = auto_lr(objective, source, params, batch_size=batch, momentum=self.momentum, seed=self.seed, comm=comm)
-        self.lr_race_ = None
-        if incremental or self.lr == "curvature" or not solver.minibatch:       # gd runs to tol: no race
+        if incremental or not self._races():
             self.lr_ = rule
             return
-        result = None
-        if comm.rank == 0:
-            result = race(objective, source, params, lambda lr: solver(self._solver_config(lr=lr)), start=rule,
-                          epochs=self._epochs(), batch_size=batch, seed=self.seed)
-        if comm.world_size > 1:
+        result = race(objective, source, params, lambda lr, epochs: solver(replace(self._solver_config(lr=lr),
+                                                                                      epochs=epochs)),
+                      start=rule, epochs=self._epochs(), batch_size=batch, seed=self.seed)
+        if comm.world_size > 1:                  # every rank raced (none waits on another): rank 0's winner
             result = comm.broadcast_object(result)
         self.lr_, self.lr_race_ = result.lr, result
 
@@ -512,7 +517,7 @@ class _LinearModel(BaseEstimator):
 
     def _fingerprint(self, source: DataSource, world_size: int, simulate_ranks: int) -> dict:
         """The settings a checkpoint must share with the run that resumes from it."""
-        skip = {"verbose"} | ({"epochs"} if self._schedule() == "constant" and self.lr != "auto" else set())
+        skip = {"verbose"} | ({"epochs"} if self._schedule() == "constant" and not self._races() else set())
         settings = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                     for k, v in self.get_params().items() if k not in skip}
         fp = {"model": type(self).__name__, **settings, "n": source.n, "d": source.d, "k": source.k,
@@ -655,7 +660,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     lr, batch_size, epochs, momentum, lr_schedule : SGD/GD settings (the book's
         defaults: lr=0.03, batch_size=10, epochs=3). ``lr="curvature"``: the curvature rule's
         rate; ``lr="auto"``: the winner of a race of rates around it (:mod:`linearnets.autolr`).
-        ``lr_schedule`` None: ``"anneal"`` with ``lr="auto"``, else ``"constant"``.
+        ``lr_schedule`` None: ``"anneal"`` where ``lr="auto"`` raced the rate, else ``"constant"``.
     weight_decay : float, L2 penalty (λ/2)||W||² (b unpenalised). tol : gradient tolerance
         of full-batch solvers. early_stopping, validation_fraction, n_iter_no_change :
         hold out a fraction and stop when its loss stops improving. seed : shuffling seed.

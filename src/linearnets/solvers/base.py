@@ -58,8 +58,9 @@ def learning_rate(config: SolverConfig, epoch: int) -> float:
     r"""The learning rate of epoch ``e`` (0-based) of ``E``.
 
     constant: lr;  step: lr · 0.1^⌊3e/E⌋;  cosine: lr · ½(1 + cos(π e / E));
-    anneal: lr · min(1, (E − e)/(D + 1)), D = ⌈0.3 E⌉ — constant, then a linear decay over the last
-    D epochs (E = 10: ¾, ½, ¼ of lr), ¼ … past E (more partial_fit calls).
+    anneal: lr · max(1, min(D + 1, E − e))/(D + 1), D = ⌈0.3 E⌉ (0 for E = 1) — constant, then a linear
+    decay over the last D epochs (E = 10: ¾, ½, ¼ of lr), and the last rate past E (more partial_fit
+    calls).
     """
     E = config.epochs
     if config.lr_schedule == "step":
@@ -67,7 +68,7 @@ def learning_rate(config: SolverConfig, epoch: int) -> float:
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / E))
     if config.lr_schedule == "anneal":
-        D = math.ceil(0.3 * E)                                   # the epochs of the decay
+        D = math.ceil(0.3 * E) if E > 1 else 0                   # the epochs of the decay
         return config.lr * max(1.0, min(D + 1.0, E - epoch)) / (D + 1)
     return config.lr
 
