@@ -161,8 +161,8 @@ class Race:
 
 def race(objective: Objective, source: DataSource, params: Params, solver_for: Callable[[float, int], Solver], *,
          start: float, epochs: int, batch_size: int, seed: int = 0) -> Race:
-    """The rate among ``start``·2^j whose run (``solver_for(lr)`` from ``params`` for ``epochs``
-    epochs) ends with the lowest objective F on a sample of ``source`` (module docstring).
+    """The rate among ``start``·2^j whose run (``solver_for(lr, …)`` from ``params`` for ``epochs``
+    epochs) ends with the lowest objective F on ``source`` or on held-out rows of it (module docstring).
 
     ``solver_for(lr, epochs)``: a fresh solver with the run's settings, learning rate ``lr`` and
     ``epochs`` (the schedule's length: the run's, or fewer when a racer would take more than
@@ -180,7 +180,8 @@ def race(objective: Objective, source: DataSource, params: Params, solver_for: C
     scored = sample
     if held_out:                                          # train on one half, score on the other
         order = torch.randperm(sample.n, generator=torch.Generator().manual_seed(seed + 1))
-        sample, scored = sample.rows(order[:rows]), sample.rows(order[rows:])
+        cut = min(rows, (sample.n + 1) // 2)              # (fewer rows of positive weight than 2 × rows)
+        sample, scored = sample.rows(order[:cut]), sample.rows(order[cut:])
     result = Race(lr=start, start=start, rows=sample.n, held_out=held_out, epochs=race_epochs)
     if sample.mass() <= 0 or scored.mass() <= 0:          # weights all 0 on a side: nothing to race on
         return result
