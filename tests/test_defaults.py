@@ -31,12 +31,13 @@ def run_cli(*args):
 
 # --- 1. the CLI's defaults on real data ----------------------------------------------------------------
 def test_the_readmes_first_command_and_raw_wine_reach_095(tmp_path):
-    status, _, err = run_cli("train", "--model", "softmax", "--data", "digits", "--solver", "sgd", "--epochs", 10,
-                             "--out", tmp_path / "digits", "--quiet")
+    status, out, err = run_cli("train", "--model", "softmax", "--data", "digits", "--solver", "sgd", "--epochs", 10,
+                               "--out", tmp_path / "digits", "--quiet")
     assert status == 0, err
     metrics = json.loads((tmp_path / "digits" / "metrics.json").read_text())
     assert metrics["val"]["accuracy"] >= 0.95 and metrics["standardize"] is True and metrics["lr"] > 0
     race = metrics["lr_race"]                                                  # what the race tried, recorded
+    assert f"lr=auto: the best of {len(race['tried'])} rates raced on {metrics['n_train']} rows" in out   # and said
     assert metrics["lr"] in [lr for lr, _ in race["tried"]] and race["start"] > 0 and race["rows"] > 0
     annealed = SolverConfig(lr=metrics["lr"], epochs=10, lr_schedule="anneal")
     assert [r["lr"] for r in metrics["history"]] == [learning_rate(annealed, e) for e in range(10)]   # recorded

@@ -405,7 +405,10 @@ def _train(args, comm) -> int:
                 out.rmdir()
     final = val_metrics or train_metrics
     shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k != "n")
-    print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs); {'validation' if val_metrics else 'train'}: "
+    race = getattr(model, "lr_race_", None)
+    rate = (f"; lr {model.lr_:.3g} (lr=auto: the best of {len(race.tried)} rates raced on {race.rows} rows, "
+            f"the curvature rule's {race.start:.3g} × {model.lr_ / race.start:.3g})") if race and race.tried else ""
+    print(f"trained in {seconds:.2f} s ({model.n_iter_} epochs){rate}; {'validation' if val_metrics else 'train'}: "
           f"{shown}; wrote {out}/model.safetensors, model.json, metrics.json, curves.png")
     return 0
 
