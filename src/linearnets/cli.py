@@ -69,8 +69,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                         "with the model, so evaluate and predict hash their files the same way")
     p.add_argument("--solver", help=f"exact, sgd, gd, newton, newton-cg, lbfgs (default: {_defaults('solver')})")
     p.add_argument("--loss", help="softmax loss: cross_entropy, mse, kl (default: cross_entropy)")
-    p.add_argument("--lr", type=_lr, help="learning rate; auto: a race of rates 2^j × the curvature rule's on a sample "
-                                          "of the data, the one whose run ends lowest (~10 short runs); curvature: "
+    p.add_argument("--lr", type=_lr, help="learning rate; auto: for sgd a race of rates 2^j × the curvature rule's on "
+                                          "the training rows (a sample past 16 384), the one whose run ends lowest "
+                                          "(~10–20 short runs; gd takes the rule); curvature: "
                                           "the rule alone, 1/λ of the objective's curvature for the batch size "
                                           "(default: auto for sgd/gd — the estimators' own default is the book's "
                                           f"{_defaults('lr')})")
