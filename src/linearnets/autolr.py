@@ -183,18 +183,18 @@ def race(objective: Objective, source: DataSource, params: Params, solver_for: C
         cut = min(rows, (sample.n + 1) // 2)              # (fewer rows of positive weight than 2 × rows)
         sample, scored = sample.rows(order[:cut]), sample.rows(order[cut:])
     result = Race(lr=start, start=start, rows=sample.n, held_out=held_out, epochs=race_epochs)
-    if sample.mass() <= 0 or scored.mass() <= 0:          # weights all 0 on a side: nothing to race on
+    if scored.mass() <= 0 or (held_out and sample.mass() <= 0):    # weights all 0 on a side: nothing to race on
         return result
     full = FullBatch(objective, scored)
     scores: dict[float, float] = {}
 
     def score(j: float) -> float:
         lr = start * 2.0 ** j
-        state = TrainState(start_params.clone())
         if lr * objective.weight_decay >= 2:                     # the penalty alone overshoots: not run
             scores[j] = math.inf
             result.tried.append((lr, math.inf))
             return math.inf
+        state = TrainState(start_params.clone())
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
